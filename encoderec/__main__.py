@@ -1,0 +1,5 @@
+import sys
+
+from encoderec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,105 @@
+"""`python -m encoderec ...`: data statistics and conversion, and the notebook report.
+
+Every subcommand takes --data-dir. Bad input ends with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from encoderec.errors import EncoderecError
+
+
+def _cmd_stats(args: argparse.Namespace) -> None:
+    from encoderec import data
+
+    print(json.dumps(data.stats(data.load_dataset(args.name, args.data_dir))))
+
+
+def _cmd_convert(args: argparse.Namespace) -> None:
+    from encoderec import config, convert, data
+
+    dataset = convert.convert_release(
+        args.release, args.reviews, args.meta, args.name, config.data_dir(args.data_dir), min_count=args.min_count
+    )
+    print(json.dumps(data.stats(dataset)))
+
+
+def _cmd_download(args: argparse.Namespace) -> None:
+    from encoderec import config, convert, data
+
+    dataset = convert.download(
+        args.category,
+        args.release,
+        config.data_dir(args.data_dir),
+        name=args.name,
+        base_url=args.base_url,
+        min_count=args.min_count,
+    )
+    print(json.dumps(data.stats(dataset)))
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from encoderec import report
+
+    summary = report.run_report(args.profile, only=args.only, data_dir=args.data_dir, force=args.force)
+    print(summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="encoderec", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="dataset folder (default: $ENCODEREC_DATA, ../shared/data, ./data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data_p = sub.add_parser("data", help="dataset statistics, conversion and download")
+    data_sub = data_p.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("stats", parents=[common], help="print one JSON object of dataset statistics")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_stats)
+
+    p = data_sub.add_parser("convert", parents=[common], help="convert official Amazon files into the data layout")
+    p.add_argument("--release", required=True, choices=["2014", "2018", "2023"])
+    p.add_argument("--reviews", required=True, help="reviews_<Cat>_5.json[.gz], ratings CSV, or <Cat>.jsonl[.gz]")
+    p.add_argument("--meta", required=True, help="meta_<Cat>.json[.gz] or meta_<Cat>.jsonl[.gz]")
+    p.add_argument("--name", required=True, help="dataset name (folder under the data directory)")
+    p.add_argument("--min-count", type=int, default=5, help="k of the k-core filter (default 5)")
+    p.set_defaults(func=_cmd_convert)
+
+    p = data_sub.add_parser("download", parents=[common], help="fetch the official files of a category and convert them")
+    p.add_argument("category", help="e.g. Beauty, Industrial_and_Scientific, All_Beauty")
+    p.add_argument("--release", required=True, choices=["2014", "2018", "2023"])
+    p.add_argument("--name", help="dataset name (default: the category)")
+    p.add_argument("--base-url", help="where the release's files are served (default: the McAuley Lab pages)")
+    p.add_argument("--min-count", type=int, default=5)
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("report", parents=[common], help="execute the notebooks of a profile with papermill")
+    p.add_argument("--profile", default="default", help="a YAML file name in params/ (smoke, default, paper)")
+    p.add_argument("--only", action="append", help="run only this notebook (e.g. 00_data); repeatable")
+    p.add_argument("--force", action="store_true", help="re-run notebooks even when their inputs are unchanged")
+    p.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except EncoderecError as e:
+        print(f"encoderec: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("encoderec: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Amazon review datasets in the LC-Rec layout: loading, validation, statistics, splits, text views.
+
+A dataset NAME lives in `<data dir>/NAME/`:
+
+    NAME.item.json   {"<item idx>": {"title": str, "description": str, "brand": str, "categories": str, ...}}
+    NAME.inter.json  {"<user idx>": [item idx, ...]}          (chronological; absent for metadata-only sets)
+    NAME.time.json   {"<user idx>": [unix seconds, ...]}      (optional, parallel to NAME.inter.json)
+
+Indices are consecutive integers from 0, stored as strings. Every check below raises an
+EncoderecError that names the file, the key and what to do about it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+from encoderec import config
+from encoderec.errors import EncoderecError
+from encoderec.io import read_json, write_json
+
+MIN_SEQUENCE_LENGTH = 3  # leave-one-out needs one training item, one validation and one test item
+
+
+@dataclass
+class Dataset:
+    name: str
+    items: list[dict[str, Any]]
+    sequences: list[list[int]] | None = None
+    timestamps: list[list[int]] | None = None
+    path: Path | None = field(default=None, repr=False)
+
+    @property
+    def has_interactions(self) -> bool:
+        return self.sequences is not None
+
+    def texts(self, fields: Sequence[str], separator: str = " | ") -> list[str]:
+        return [item_text(item, fields, separator) for item in self.items]
+
+
+# --------------------------------------------------------------------------- text views
+
+_WHITESPACE = re.compile(r"\s+")
+_TAG = re.compile(r"<[^>]{0,200}>")
+
+
+def clean_text(value: Any) -> str:
+    """Unescape HTML entities (twice: the data holds `&amp;#x2019;`), drop tags, normalise whitespace."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return " ".join(filter(None, (clean_text(v) for v in value)))
+    text = html.unescape(html.unescape(str(value)))
+    return _WHITESPACE.sub(" ", _TAG.sub(" ", text)).strip()
+
+
+def item_text(item: dict[str, Any], fields: Sequence[str], separator: str = " | ") -> str:
+    """The fields of one item, cleaned, empty ones skipped, joined in the order given."""
+    return separator.join(filter(None, (clean_text(item.get(f)) for f in fields)))
+
+
+@dataclass(frozen=True)
+class TextView:
+    """Which item fields form the query (title) and the document (description and attributes)."""
+
+    query_fields: tuple[str, ...] = ("title",)
+    document_fields: tuple[str, ...] = ("description", "features", "brand", "categories")
+    separator: str = " | "
+
+    def queries(self, dataset: Dataset) -> list[str]:
+        return dataset.texts(self.query_fields, self.separator)
+
+    def documents(self, dataset: Dataset) -> list[str]:
+        return dataset.texts(self.document_fields, self.separator)
+
+    def full(self, dataset: Dataset) -> list[str]:
+        """Title followed by the document: the text an item embedding is computed from."""
+        return dataset.texts(self.query_fields + self.document_fields, self.separator)
+
+
+# --------------------------------------------------------------------------- loading
+
+def dataset_files(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    folder = config.data_dir(data_dir) / name
+    return {kind: folder / f"{name}.{kind}.json" for kind in ("item", "inter", "time")}
+
+
+def available_datasets(data_dir: str | os.PathLike | None = None) -> list[str]:
+    root = config.data_dir(data_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / f"{p.name}.item.json").is_file())
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Read and validate dataset `name` from the data directory (see encoderec.config.data_dir)."""
+    files = dataset_files(name, data_dir)
+    if not files["item"].is_file():
+        known = ", ".join(available_datasets(data_dir)) or "none"
+        raise EncoderecError(
+            f"{files['item']}: file not found; datasets in {files['item'].parent.parent}: {known} "
+            "(set --data-dir or ENCODEREC_DATA, or create it with `python -m encoderec data convert`)"
+        )
+    items = _parse_items(files["item"], read_json(files["item"]))
+    sequences = timestamps = None
+    if files["inter"].is_file():
+        sequences = _parse_sequences(files["inter"], read_json(files["inter"]), len(items))
+    if files["time"].is_file():
+        if sequences is None:
+            raise EncoderecError(f"{files['time']}: timestamps without {files['inter'].name}; add the interactions or remove this file")
+        timestamps = _parse_timestamps(files["time"], read_json(files["time"]), sequences)
+    return Dataset(name, items, sequences, timestamps, path=files["item"].parent)
+
+
+def _consecutive_ids(path: Path, obj: Any, what: str) -> list[Any]:
+    if not isinstance(obj, dict):
+        raise EncoderecError(f"{path}: expected a JSON object mapping {what} idx to values, got {type(obj).__name__}")
+    values: list[Any] = [None] * len(obj)
+    for key, value in obj.items():
+        if not key.isdigit() or int(key) >= len(obj):
+            raise EncoderecError(f"{path}: key {key!r} is not a {what} idx; ids must be the integers 0..{len(obj) - 1} as strings")
+        values[int(key)] = value
+    return values
+
+
+def _parse_items(path: Path, obj: Any) -> list[dict[str, Any]]:
+    items = _consecutive_ids(path, obj, "item")
+    for idx, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise EncoderecError(f"{path}: item {str(idx)!r} is {type(item).__name__}, expected an object with a 'title'")
+        if "title" not in item:
+            raise EncoderecError(f"{path}: item {str(idx)!r} has no 'title'; every item needs one (it is the retrieval query)")
+    return items
+
+
+def _parse_sequences(path: Path, obj: Any, n_items: int) -> list[list[int]]:
+    sequences = _consecutive_ids(path, obj, "user")
+    for user, seq in enumerate(sequences):
+        if not isinstance(seq, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in seq):
+            raise EncoderecError(f"{path}: user {str(user)!r} must map to a list of integer item ids")
+        if len(seq) < MIN_SEQUENCE_LENGTH:
+            raise EncoderecError(
+                f"{path}: user {str(user)!r} has {len(seq)} interactions; at least {MIN_SEQUENCE_LENGTH} are needed "
+                "(drop short users, e.g. with `data convert --min-count 5`)"
+            )
+        bad = next((i for i in seq if not 0 <= i < n_items), None)
+        if bad is not None:
+            raise EncoderecError(
+                f"{path}: user {str(user)!r} refers to item {bad}, which is not in the item file "
+                f"(ids 0..{n_items - 1}); regenerate both files together"
+            )
+    return sequences
+
+
+def _parse_timestamps(path: Path, obj: Any, sequences: list[list[int]]) -> list[list[int]]:
+    timestamps = _consecutive_ids(path, obj, "user")
+    if len(timestamps) != len(sequences):
+        raise EncoderecError(f"{path}: {len(timestamps)} users but the interaction file has {len(sequences)}")
+    for user, (ts, seq) in enumerate(zip(timestamps, sequences)):
+        if not isinstance(ts, list) or len(ts) != len(seq):
+            raise EncoderecError(f"{path}: user {str(user)!r} needs one timestamp per interaction ({len(seq)})")
+        if any(b < a for a, b in zip(ts, ts[1:])):
+            raise EncoderecError(f"{path}: user {str(user)!r} has timestamps out of order; sequences must be chronological")
+    return timestamps
+
+
+def save_dataset(dataset: Dataset, data_dir: str | os.PathLike) -> Path:
+    """Write `dataset` in the layout above (each file atomically); returns its folder."""
+    files = dataset_files(dataset.name, data_dir)
+    write_json(files["item"], {str(i): item for i, item in enumerate(dataset.items)})
+    for kind, rows in (("inter", dataset.sequences), ("time", dataset.timestamps)):
+        if rows is not None:
+            write_json(files[kind], {str(u): row for u, row in enumerate(rows)}, indent=None)
+    return files["item"].parent
+
+
+# --------------------------------------------------------------------------- statistics
+
+def stats(dataset: Dataset) -> dict[str, Any]:
+    """The numbers of the data README's table, computed."""
+    seqs = dataset.sequences or []
+    interactions = sum(map(len, seqs))
+    pairs = {(clean_text(i.get("title")), clean_text(i.get("description"))) for i in dataset.items}
+    raw_pairs = {(i.get("title", ""), i.get("description", "")) for i in dataset.items}
+    return {
+        "dataset": dataset.name,
+        "items": len(dataset.items),
+        "users": len(seqs) if dataset.has_interactions else None,
+        "interactions": interactions if dataset.has_interactions else None,
+        "mean_seq_len": round(interactions / len(seqs), 2) if seqs else None,
+        "items_with_description": sum(1 for i in dataset.items if clean_text(i.get("description"))),
+        "duplicate_texts": len(dataset.items) - len(raw_pairs),
+        "duplicate_texts_normalised": len(dataset.items) - len(pairs),
+        "has_timestamps": dataset.timestamps is not None,
+    }
+
+
+# --------------------------------------------------------------------------- splits
+
+class Example(NamedTuple):
+    """One evaluation case: the user's history (oldest first) and the item to predict."""
+
+    user: int
+    history: list[int]
+    target: int
+
+
+class Split(NamedTuple):
+    train: list[list[int]]  # per user, the training part of the sequence (users without any are dropped)
+    valid: list[Example]
+    test: list[Example]
+
+
+def leave_one_out(sequences: Sequence[Sequence[int]]) -> Split:
+    """Last item = test, second to last = validation, the rest = training."""
+    train, valid, test = [], [], []
+    for user, seq in enumerate(sequences):
+        seq = list(seq)
+        if len(seq) < MIN_SEQUENCE_LENGTH:
+            raise EncoderecError(f"user {user} has {len(seq)} interactions; leave-one-out needs at least {MIN_SEQUENCE_LENGTH}")
+        train.append(seq[:-2])
+        valid.append(Example(user, seq[:-2], seq[-2]))
+        test.append(Example(user, seq[:-1], seq[-1]))
+    return Split(train, valid, test)
+
+
+BLAIR_VALID_START = "2021-08-11"
+BLAIR_TEST_START = "2022-07-16"
+
+
+def _unix(date: str | int) -> int:
+    if isinstance(date, int):
+        return date
+    return int(dt.datetime.fromisoformat(date).replace(tzinfo=dt.timezone.utc).timestamp())
+
+
+def timestamp_split(
+    sequences: Sequence[Sequence[int]],
+    timestamps: Sequence[Sequence[int]] | None,
+    valid_start: str | int = BLAIR_VALID_START,
+    test_start: str | int = BLAIR_TEST_START,
+) -> Split:
+    """BLaIR's global split: interactions before `valid_start` train, then validation, from `test_start` test.
+
+    Every validation or test interaction is one example whose history is all of the user's earlier items.
+    """
+    if timestamps is None:
+        raise EncoderecError("the timestamp split needs NAME.time.json; this dataset has none, use leave-one-out")
+    t_valid, t_test = _unix(valid_start), _unix(test_start)
+    if t_test < t_valid:
+        raise EncoderecError(f"timestamp split: test start {test_start} is before validation start {valid_start}")
+    train, valid, test = [], [], []
+    for user, (seq, ts) in enumerate(zip(sequences, timestamps)):
+        train_part = [i for i, t in zip(seq, ts) if t < t_valid]
+        if train_part:
+            train.append(train_part)
+        for pos, (item, t) in enumerate(zip(seq, ts)):
+            if pos and t >= t_valid:
+                (test if t >= t_test else valid).append(Example(user, list(seq[:pos]), item))
+    return Split(train, valid, test)
+
+
+def split(dataset: Dataset, how: str = "leave_one_out", **kwargs: Any) -> Split:
+    if not dataset.has_interactions:
+        raise EncoderecError(f"{dataset.name} is metadata only (no {dataset.name}.inter.json): it cannot be split")
+    if how == "leave_one_out":
+        return leave_one_out(dataset.sequences)
+    if how == "timestamp":
+        return timestamp_split(dataset.sequences, dataset.timestamps, **kwargs)
+    raise EncoderecError(f"unknown split {how!r}; use 'leave_one_out' or 'timestamp'")

@@ -1,0 +1,105 @@
+"""Atomic writes and strict JSON reading.
+
+Every file encoderec produces is written to a temporary sibling and renamed into place, so an
+interrupted run never leaves a half-written file behind. JSON input is read strictly: invalid
+UTF-8, syntax errors and duplicate keys all raise an EncoderecError naming the file and position.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from encoderec.errors import EncoderecError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1) -> None:
+    write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    """numpy scalars and arrays, paths and sets, so results can be dumped without casting by hand."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (Path, set, frozenset)):
+        return str(obj) if isinstance(obj, Path) else sorted(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _reject_duplicate_keys(path: Path):
+    def hook(pairs: list[tuple[str, Any]]) -> dict:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise EncoderecError(f"{path}: key {key!r} appears twice; each id must be unique")
+            seen[key] = value
+        return seen
+
+    return hook
+
+
+def decode_utf8(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise EncoderecError(
+            f"{path}: line {line}: byte 0x{data[e.start]:02x} is not valid UTF-8; re-encode the file as UTF-8"
+        ) from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file, naming the file, line and column on any error."""
+    path = Path(path)
+    if not path.is_file():
+        raise EncoderecError(f"{path}: file not found")
+    text = decode_utf8(path, path.read_bytes())
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicate_keys(path))
+    except json.JSONDecodeError as e:
+        raise EncoderecError(f"{path}: line {e.lineno} column {e.colno}: invalid JSON ({e.msg})") from None
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
