@@ -273,3 +273,37 @@ def split(dataset: Dataset, how: str = "leave_one_out", **kwargs: Any) -> Split:
     if how == "timestamp":
         return timestamp_split(dataset.sequences, dataset.timestamps, **kwargs)
     raise EncoderecError(f"unknown split {how!r}; use 'leave_one_out' or 'timestamp'")
+
+
+# --------------------------------------------------------------------------- descriptive statistics
+
+def normalised_title(title: Any) -> str:
+    """Lower-cased, cleaned, alphanumerics only: the key that finds the same product across releases."""
+    return " ".join(re.findall(r"[a-z0-9]+", clean_text(title).lower()))
+
+
+def item_popularity(dataset: Dataset) -> list[int]:
+    """Interactions per item (index = item idx)."""
+    counts = [0] * len(dataset.items)
+    for seq in dataset.sequences or []:
+        for item in seq:
+            counts[item] += 1
+    return counts
+
+
+def gini(counts: Sequence[float]) -> float:
+    """Gini coefficient of a popularity distribution: 0 = every item equally popular, 1 = one item has all."""
+    values = sorted(counts)
+    n, total = len(values), sum(values)
+    if n == 0 or total == 0:
+        return 0.0
+    weighted = sum((i + 1) * v for i, v in enumerate(values))
+    return (2 * weighted) / (n * total) - (n + 1) / n
+
+
+def duplicate_text_groups(dataset: Dataset) -> list[list[int]]:
+    """Groups of items with identical raw (title, description): no encoder can tell them apart."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for idx, item in enumerate(dataset.items):
+        groups.setdefault((item.get("title", ""), item.get("description", "")), []).append(idx)
+    return [g for g in groups.values() if len(g) > 1]

@@ -1,0 +1,45 @@
+"""Plotly figures shared by the notebooks. Every figure renders offline, in JupyterLab and in the HTML report.
+
+Item text reaches plotly as hover labels, which plotly interprets as HTML: it is always escaped here.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import plotly.io as pio
+
+
+def setup_notebook() -> None:
+    """JupyterLab gets the plotly mimetype; the exported HTML gets plotly.js inlined once (offline)."""
+    pio.renderers.default = "plotly_mimetype+notebook"
+    pio.templates.default = "plotly_white"
+
+
+def escape_hover(texts: Iterable[str], width: int = 80) -> list[str]:
+    """HTML-escape item text for hover labels and cut it to `width` characters."""
+    return [html.escape(t if len(t) <= width else t[: width - 1] + "…") for t in texts]
+
+
+def distribution(frame: pd.DataFrame, value: str, by: str, title: str, log_y: bool = True,
+                 nbins: int = 60) -> go.Figure:
+    """Overlaid histograms of `value`, one per `by` group, normalised to a share so groups compare."""
+    fig = px.histogram(frame, x=value, color=by, barmode="overlay", histnorm="probability", nbins=nbins,
+                       log_y=log_y, title=title, opacity=0.6)
+    fig.update_layout(yaxis_title="share", legend_title=by)
+    return fig
+
+
+def rank_curve(series: dict[str, Sequence[float]], title: str, x_title: str, y_title: str) -> go.Figure:
+    """Log-log rank/frequency curves (item popularity), one line per dataset."""
+    fig = go.Figure()
+    for name, values in series.items():
+        ordered = np.sort(np.asarray(values))[::-1]
+        fig.add_trace(go.Scatter(x=np.arange(1, len(ordered) + 1), y=ordered, mode="lines", name=name))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, xaxis_type="log", yaxis_type="log")
+    return fig

@@ -1,0 +1,81 @@
+"""Functional tests: run the smoke report, read its metrics back, compare with tests/expected/smoke.yaml.
+
+nbval then re-executes the same executed notebooks (`make test` passes reports/smoke to pytest --nbval-lax)
+and checks the cells marked `# NBVAL_CHECK_OUTPUT`.
+"""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+from encoderec import config, report
+
+ROOT = config.project_root()
+EXPECTED = yaml.safe_load((ROOT / "tests" / "expected" / "smoke.yaml").read_text())
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def smoke(mirror) -> Path:
+    """The smoke report (notebooks whose inputs are unchanged since their last run are not re-executed)."""
+    report.run_report("smoke")
+    return ROOT
+
+
+def _rows_by_key(result_file: Path, key: str) -> dict:
+    return {row[key]: row for row in json.loads(result_file.read_text())["rows"]}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_smoke_metrics_match_recorded_values(smoke, name):
+    spec = EXPECTED[name]
+    actual = _rows_by_key(smoke / "results" / "smoke" / f"{name}.json", spec["key"])
+    tolerance = spec.get("tolerance", {})
+    for expected in spec["rows"]:
+        row = actual.get(expected[spec["key"]])
+        assert row is not None, f"{name}: no row for {expected[spec['key']]}"
+        for field, value in expected.items():
+            got = row.get(field)
+            if isinstance(value, float) and got is not None:
+                assert math.isclose(got, value, abs_tol=tolerance.get(field, 1e-6)), f"{name}.{field}: {got} vs {value}"
+            else:
+                assert got == value, f"{name} {expected[spec['key']]}.{field}: {got} vs recorded {value}"
+
+
+def test_results_carry_provenance(smoke):
+    for path in (smoke / "results" / "smoke").glob("*.json"):
+        prov = json.loads(path.read_text())["provenance"]
+        assert prov["git"]["commit"] is None or re.fullmatch(r"[0-9a-f]{40}", prov["git"]["commit"])
+        assert prov["parameters"]["profile"] == "smoke"
+        assert prov["machine"]["cpu_count"] >= 1 and prov["wall_time_s"] >= 0
+
+
+def test_report_pages_render_offline(smoke):
+    out = smoke / "reports" / "smoke"
+    index = (out / "index.html").read_text()
+    for nb in report.load_profile("smoke").notebooks:
+        assert f'href="{nb}.html"' in index
+        page = (out / f"{nb}.html").read_text()
+        assert not re.search(r'<script[^>]*src="https?://[^"]*plotly', page), f"{nb}.html loads plotly.js from the network"
+    figures = list((smoke / "figures" / "smoke").glob("*.html"))
+    assert figures and (smoke / "figures" / "smoke" / "plotly.min.js").is_file()
+    for fig in figures:
+        assert '<script src="plotly.min.js"' in fig.read_text()[:5000]
+
+
+def test_data_notebook_plots_inline_plotlyjs(smoke):
+    page = (smoke / "reports" / "smoke" / "00_data.html").read_text()
+    assert "plotly.js v" in page, "plotly.js is not inlined: figures would not render offline"
+
+
+@pytest.mark.parametrize("source", sorted((ROOT / "notebooks").glob("*.py")), ids=lambda p: p.stem)
+def test_paired_ipynb_is_in_step_with_the_py(source):
+    paired = source.with_suffix(".ipynb")
+    assert paired.is_file(), f"{paired.name} missing: run `make sync`"
+    cells = lambda nb: [(c.cell_type, c.source) for c in nb.cells]  # noqa: E731
+    assert cells(jupytext.read(paired)) == cells(jupytext.read(source)), f"{paired.name} is stale: run `make sync`"

@@ -1,0 +1,132 @@
+import json
+import textwrap
+
+import pytest
+
+from encoderec import report
+from encoderec.errors import EncoderecError
+
+NOTEBOOK = '''\
+# %% tags=["parameters"]
+profile = "default"
+data_dir = None
+output_root = None
+scale = 1
+
+# %%
+from encoderec import report
+run = report.start("01_demo", dict(profile=profile, scale=scale), output_root)
+value = 21 * scale
+run.save("demo", [{"metric": "answer", "value": value}])
+print("value", value)
+'''
+
+FAILING = '''\
+# %% tags=["parameters"]
+profile = "default"
+data_dir = None
+output_root = None
+
+# %%
+x = 1
+
+# %%
+raise ValueError("boom in the second cell")
+'''
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "params").mkdir()
+    (tmp_path / "notebooks" / "01_demo.py").write_text(NOTEBOOK)
+    (tmp_path / "notebooks" / "02_fail.py").write_text(FAILING)
+    return report.ReportDirs(tmp_path / "notebooks", tmp_path / "params", tmp_path)
+
+
+def write_profile(dirs, name, text):
+    (dirs.params / f"{name}.yaml").write_text(textwrap.dedent(text))
+
+
+def test_runs_writes_provenance_and_skips_unchanged(project):
+    write_profile(project, "t", """\
+        description: a test profile
+        common: {}
+        notebooks:
+          01_demo: {scale: 2}
+        """)
+    summary = report.run_report("t", dirs=project)
+    assert "01_demo ok" in summary
+    result = json.loads((project.output_root / "results" / "t" / "demo.json").read_text())
+    assert result["rows"] == [{"metric": "answer", "value": 42}]
+    prov = result["provenance"]
+    assert prov["parameters"] == {"profile": "t", "scale": 2}
+    assert {"git", "machine", "wall_time_s", "started_at"} <= set(prov)
+    out = project.reports("t")
+    assert (out / "01_demo.ipynb").is_file() and (out / "01_demo.html").is_file()
+    index = (out / "index.html").read_text()
+    assert "01_demo" in index and "demo.json" in index and "a test profile" in index
+
+    assert "01_demo cached" in report.run_report("t", dirs=project)
+    write_profile(project, "t", "notebooks:\n  01_demo: {scale: 3}\n")
+    assert "01_demo ok" in report.run_report("t", dirs=project)
+    assert json.loads((project.output_root / "results" / "t" / "demo.json").read_text())["rows"][0]["value"] == 63
+    assert "01_demo ok" in report.run_report("t", dirs=project, force=True)
+
+
+def test_failing_cell_names_notebook_and_cell(project):
+    write_profile(project, "f", "notebooks:\n  01_demo: {}\n  02_fail: {}\n")
+    with pytest.raises(EncoderecError, match=r"notebooks/02_fail\.py failed at cell \d+ .*ValueError: boom") as err:
+        report.run_report("f", dirs=project)
+    assert "\n" not in str(err.value)
+    index = (project.reports("f") / "index.html").read_text()
+    assert "failed" in index and "boom in the second cell" in index
+    assert (project.reports("f") / "02_fail.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("notebooks:\n  01_demo: {scael: 2}\n", r"t\.yaml: notebooks\.01_demo\.scael is not a parameter of 01_demo"),
+        ("notebooks:\n  09_missing: {}\n", r"t\.yaml: notebooks\.09_missing: there is no notebooks/09_missing\.py"),
+        ("notebooks: [01_demo]\n", r"t\.yaml: notebooks must be a mapping"),
+        ("notebooks:\n  01_demo: {scale: [1\n", r"t\.yaml: line \d+: invalid YAML"),
+        ("notebok:\n  01_demo: {}\n", r"t\.yaml: unknown key 'notebok'"),
+        ("description: nothing\n", r"t\.yaml: 'notebooks' is empty"),
+    ],
+)
+def test_bad_profiles(project, text, pattern):
+    write_profile(project, "t", text)
+    with pytest.raises(EncoderecError, match=pattern):
+        report.run_report("t", dirs=project)
+
+
+def test_unknown_profile_and_only(project):
+    with pytest.raises(EncoderecError, match=r"nope\.yaml: no such profile"):
+        report.run_report("nope", dirs=project)
+    write_profile(project, "t", "notebooks:\n  01_demo: {}\n")
+    with pytest.raises(EncoderecError, match=r"--only 02_fail: not part of profile t\.yaml"):
+        report.run_report("t", only=["02_fail"], dirs=project)
+
+
+def test_real_profiles_are_valid():
+    for name in ("smoke", "default", "paper"):
+        profile = report.load_profile(name)
+        assert "00_data" in profile.notebooks
+
+
+def test_common_parameters_go_to_the_notebooks_that_declare_them(project):
+    write_profile(project, "c", "common: {scale: 5}\nnotebooks:\n  01_demo: {}\n  02_fail: {}\n")
+    with pytest.raises(EncoderecError, match="02_fail"):
+        report.run_report("c", dirs=project)
+    assert json.loads((project.output_root / "results" / "c" / "demo.json").read_text())["rows"][0]["value"] == 105
+    write_profile(project, "c", "common: {sclae: 5}\nnotebooks:\n  01_demo: {}\n")
+    with pytest.raises(EncoderecError, match=r"c\.yaml: common\.sclae is not a parameter of any notebook"):
+        report.run_report("c", dirs=project)
+
+
+def test_notebook_must_declare_the_injected_parameters(project):
+    (project.notebooks / "03_bare.py").write_text('# %% tags=["parameters"]\nprofile = "x"\n')
+    write_profile(project, "b", "notebooks:\n  03_bare: {}\n")
+    with pytest.raises(EncoderecError, match=r"03_bare\.ipynb: the parameters cell must declare .*missing: data_dir, output_root"):
+        report.run_report("b", dirs=project)
