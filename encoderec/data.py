@@ -13,12 +13,14 @@ EncoderecError that names the file, the key and what to do about it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from encoderec import config
 from encoderec.errors import EncoderecError
@@ -236,7 +238,7 @@ BLAIR_TEST_START = "2022-07-16"
 def _unix(date: str | int) -> int:
     if isinstance(date, int):
         return date
-    return int(dt.datetime.fromisoformat(date).replace(tzinfo=dt.timezone.utc).timestamp())
+    return int(dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC).timestamp())
 
 
 def timestamp_split(
@@ -282,6 +284,17 @@ def normalised_title(title: Any) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", clean_text(title).lower()))
 
 
+def category_path(value: Any) -> list[str]:
+    """The levels of a comma-separated category path.
+
+    Releases differ: Scientific writes "A,Test, Measure & Inspect,B" (levels joined by a bare comma, names holding
+    ", "), Beauty writes "Beauty, Makeup, Nails". A bare comma anywhere means it is the separator.
+    """
+    text = clean_text(value)
+    parts = re.split(r",(?=\S)", text) if re.search(r",\S", text) else text.split(", ")
+    return [p.strip() for p in parts if p.strip()]
+
+
 def item_popularity(dataset: Dataset) -> list[int]:
     """Interactions per item (index = item idx)."""
     counts = [0] * len(dataset.items)
@@ -307,3 +320,37 @@ def duplicate_text_groups(dataset: Dataset) -> list[list[int]]:
     for idx, item in enumerate(dataset.items):
         groups.setdefault((item.get("title", ""), item.get("description", "")), []).append(idx)
     return [g for g in groups.values() if len(g) > 1]
+
+
+# --------------------------------------------------------------------------- held-out items
+
+HELD_OUT_SALT = "encoderec-held-out-v1"
+
+
+def is_held_out(title: Any, fraction: float, salt: str = HELD_OUT_SALT) -> bool:
+    """Whether an item is held out of training, decided by a hash of its normalised title.
+
+    The same product has the same normalised title in every dataset and release, so it is held out everywhere
+    (Industrial2018 repeats many Scientific products): no held-out text can leak into training through a copy.
+    Items without a usable title are never held out.
+    """
+    if not 0 <= fraction < 1:
+        raise EncoderecError(f"held-out fraction must be in [0, 1), got {fraction}")
+    key = normalised_title(title)
+    if not key:
+        return False
+    digest = hashlib.sha256(f"{salt}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def held_out_items(dataset: Dataset, fraction: float, view: TextView | None = None) -> list[int]:
+    """The dataset's held-out items usable as retrieval queries: a non-empty document, one item per title."""
+    view = view or TextView()
+    documents = view.documents(dataset)
+    chosen, seen = [], set()
+    for idx, item in enumerate(dataset.items):
+        key = normalised_title(item["title"])
+        if documents[idx] and key not in seen and is_held_out(item["title"], fraction):
+            seen.add(key)
+            chosen.append(idx)
+    return chosen

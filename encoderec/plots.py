@@ -43,3 +43,14 @@ def rank_curve(series: dict[str, Sequence[float]], title: str, x_title: str, y_t
         fig.add_trace(go.Scatter(x=np.arange(1, len(ordered) + 1), y=ordered, mode="lines", name=name))
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, xaxis_type="log", yaxis_type="log")
     return fig
+
+
+def embedding_map(coords: np.ndarray, labels: Sequence[str], hover: Sequence[str], title: str) -> go.Figure:
+    """A 2-d map of items (UMAP coordinates), coloured by category, item text on hover (escaped)."""
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "category": list(labels),
+                          "item": escape_hover(hover)})
+    fig = px.scatter(frame, x="x", y="y", color="category", hover_name="item", title=title, opacity=0.7,
+                     category_orders={"category": sorted(set(labels))})
+    fig.update_traces(marker={"size": 4})
+    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, legend={"itemsizing": "constant"})
+    return fig

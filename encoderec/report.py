@@ -76,7 +76,7 @@ def provenance(params: dict[str, Any], started: float) -> dict[str, Any]:
         "encoderec": __version__,
         "parameters": params,
         "machine": machine(),
-        "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="seconds"),
+        "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
         "wall_time_s": round(time.time() - started, 2),
     }
 
@@ -381,7 +381,7 @@ def write_index(profile: Profile, statuses: dict[str, NotebookStatus], dirs: Rep
 <style>{_INDEX_STYLE}</style></head><body>
 <h1>encoderec report: <code>{html.escape(profile.name)}</code></h1>
 <p>{html.escape(profile.description)}</p>
-<p>Generated {dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")} from commit
+<p>Generated {dt.datetime.now(dt.UTC).isoformat(timespec="seconds")} from commit
 <code>{html.escape(str(commit["commit"]))}</code>{" (uncommitted changes)" if commit["dirty"] else ""}
 with <code>python -m encoderec report --profile {html.escape(profile.name)}</code>.</p>
 <h2>Notebooks</h2>

@@ -53,7 +53,7 @@ loaded = {name: data.load_dataset(name, data_dir) for name in datasets}
 # %%
 # NBVAL_CHECK_OUTPUT
 stat_rows = {name: data.stats(ds) for name, ds in loaded.items()}
-stats = pd.DataFrame(stat_rows.values()).set_index("dataset")
+stats = pd.DataFrame(stat_rows.values()).set_index("dataset").convert_dtypes()
 print(stats.drop(columns=["duplicate_texts_normalised"]).to_string())
 
 # %% [markdown]

@@ -148,3 +148,10 @@ def test_every_mirrored_dataset_matches_its_readme(mirror):
         for key, value in expected.items():
             assert s[key] == value, f"{name}.{key}: computed {s[key]}, README says {value}"
         assert s["duplicate_texts"] == int(duplicates[name]), name
+
+
+def test_category_paths_of_both_conventions():
+    assert data.category_path("Industrial & Scientific,Test, Measure & Inspect,Gauges") == [
+        "Industrial & Scientific", "Test, Measure & Inspect", "Gauges"]
+    assert data.category_path("Beauty, Makeup, Nails") == ["Beauty", "Makeup", "Nails"]
+    assert data.category_path("") == []

@@ -65,7 +65,7 @@ def test_report_pages_render_offline(smoke):
     figures = list((smoke / "figures" / "smoke").glob("*.html"))
     assert figures and (smoke / "figures" / "smoke" / "plotly.min.js").is_file()
     for fig in figures:
-        assert '<script src="plotly.min.js"' in fig.read_text()[:5000]
+        assert 'src="plotly.min.js"' in fig.read_text()[:5000], f"{fig.name} does not use the local plotly.min.js"
 
 
 def test_data_notebook_plots_inline_plotlyjs(smoke):

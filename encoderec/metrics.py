@@ -1,0 +1,83 @@
+"""Ranking metrics shared by every model (retrieval, UniSRec, TIGER), and paired significance tests.
+
+Everything starts from `ranks`: for each query (or user), the 0-based position of its one relevant item in the
+model's ranking, `MISSING` when the item is not in the returned list. With one relevant item per query,
+
+    Recall@K = 1[rank < K]            NDCG@K = 1[rank < K] / log2(rank + 2)            RR = 1 / (rank + 1)
+
+and the reported value is the mean over queries. `gains` scales a query's credit, e.g. 1/g for a hit on a
+semantic ID shared by g items. Per-query values are kept so that two models can be compared with a paired test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+MISSING = np.iinfo(np.int64).max
+
+
+def _ranks(ranks: Sequence[float] | np.ndarray) -> np.ndarray:
+    ranks = np.asarray(ranks, dtype=np.float64)
+    if ranks.ndim != 1:
+        raise ValueError(f"ranks must be one value per query, got shape {ranks.shape}")
+    if np.any(ranks < 0) or np.any(np.isnan(ranks)):
+        raise ValueError("ranks are 0-based positions: negative or NaN values are not allowed")
+    return ranks
+
+
+def recall_at_k(ranks: Sequence[float] | np.ndarray, k: int) -> np.ndarray:
+    return (_ranks(ranks) < k).astype(np.float64)
+
+
+def ndcg_at_k(ranks: Sequence[float] | np.ndarray, k: int) -> np.ndarray:
+    r = _ranks(ranks)
+    hit = r < k
+    out = np.zeros_like(r)
+    out[hit] = 1.0 / np.log2(r[hit] + 2.0)
+    return out
+
+
+def reciprocal_rank(ranks: Sequence[float] | np.ndarray) -> np.ndarray:
+    r = _ranks(ranks)
+    return np.where(np.isfinite(r) & (r < MISSING), 1.0 / (r + 1.0), 0.0)
+
+
+def per_query(ranks: Sequence[float] | np.ndarray, ks: Sequence[int] = (10,), mrr: bool = False,
+              gains: Sequence[float] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-query Recall@K and NDCG@K for every K (and reciprocal rank), each scaled by `gains` when given."""
+    scale = np.ones(len(ranks)) if gains is None else np.asarray(gains, dtype=np.float64)
+    values = {}
+    for k in ks:
+        values[f"Recall@{k}"] = recall_at_k(ranks, k) * scale
+        values[f"NDCG@{k}"] = ndcg_at_k(ranks, k) * scale
+    if mrr:
+        values["MRR"] = reciprocal_rank(ranks) * scale
+    return values
+
+
+def summarize(values: dict[str, np.ndarray]) -> dict[str, float]:
+    """Means of per-query values."""
+    return {name: float(np.mean(v)) if len(v) else float("nan") for name, v in values.items()}
+
+
+def paired_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
+                test: str = "wilcoxon") -> dict[str, float | str]:
+    """Is b different from a on the same queries? Wilcoxon signed-rank (default) or paired t-test, two-sided."""
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired test needs values for the same queries: {a.shape} vs {b.shape}")
+    diff = b - a
+    if not np.any(diff):
+        p = 1.0
+    elif test == "wilcoxon":
+        p = float(stats.wilcoxon(a, b, zero_method="zsplit").pvalue)
+    elif test == "ttest":
+        p = float(stats.ttest_rel(b, a).pvalue)
+    else:
+        raise ValueError(f"unknown test {test!r}; use 'wilcoxon' or 'ttest'")
+    return {"test": test, "n": int(len(a)), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
+            "mean_diff": float(diff.mean()), "p_value": p}
