@@ -1,4 +1,4 @@
-"""`python -m encoderec ...`: data statistics and conversion, and the notebook report.
+"""`python -m encoderec ...`: data statistics and conversion, the notebook report and encoder training.
 
 Every subcommand takes --data-dir. Bad input ends with one line on stderr and exit status 2.
 """
@@ -50,6 +50,15 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    from encoderec import trainer
+
+    cfg = trainer.load_config(args.config)
+    final = trainer.train(cfg, data_dir=args.data_dir, output_dir=args.output_dir)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process returns the same path
+        print(final)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="encoderec", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -83,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", help="run only this notebook (e.g. 00_data); repeatable")
     p.add_argument("--force", action="store_true", help="re-run notebooks even when their inputs are unchanged")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("train", parents=[common], help="fine-tune an encoder (works under torchrun); prints its path")
+    p.add_argument("config", help="YAML file of TrainConfig fields (see encoderec.trainer)")
+    p.add_argument("--output-dir", help="run folder (default: <cache>/encoderec/<name>-<config fingerprint>)")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -71,7 +71,7 @@ configs = [
     for m in models for seed in seeds
 ]
 pairs, corpus = trainer.training_pairs(configs[0], data_dir)
-display(pd.DataFrame(corpus).T)
+display(pd.DataFrame(corpus["datasets"]).T)
 print(f"{len(pairs)} training pairs; first: {pairs[0]['query']!r} -> {pairs[0]['document'][:120]!r}")
 
 # %% [markdown]
@@ -85,8 +85,8 @@ for cfg in configs:
     path = trainer.train(cfg, data_dir)
     info = read_json(path / "encoderec_config.json")
     trained.append({"name": cfg.name, "backbone": cfg.backbone, "seed": cfg.seed, "path": str(path),
-                    "pairs": info["corpus"]["kept"] if "kept" in info["corpus"] else len(pairs),
-                    "train_wall_time_s": info.get("wall_time_s"), "this_run_s": round(time.time() - started, 1),
+                    "pairs": info["corpus"]["pairs"], "train_wall_time_s": info["wall_seconds"],
+                    "this_run_s": round(time.time() - started, 1),
                     "final_loss": info["loss_history"][-1]["loss"] if info["loss_history"] else None,
                     **{f"held_out {k}": v for k, v in info.get("held_out_metrics", {}).items()}})
 trained_table = pd.DataFrame(trained)

@@ -3,6 +3,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+from transformers import BertConfig, BertModel, BertTokenizerFast
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -42,3 +46,48 @@ def tiny(tmp_path: Path) -> Path:
     timestamps = {"0": [10, 20, 30, 40], "1": [15, 25, 35], "2": [5, 6, 50]}
     write_dataset(tmp_path, "Tiny", items, sequences, timestamps)
     return tmp_path
+
+
+WORDS = "a the of for and kids puzzle jigsaw piece glass beaker laboratory toy wooden set red blue".split()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A plain Hugging Face BERT folder (config.json, no modules.json) with random weights.
+
+    Its vocabulary is WORDS plus w0, w1, ..., so test texts built from those tokenise without [UNK].
+    Dropout is off, so a forward pass in training mode is deterministic (losses can be compared exactly).
+    """
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *(f"w{i}" for i in range(100 - 5 - len(WORDS)))]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    torch.manual_seed(0)
+    bert_config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    BertModel(bert_config).save_pretrained(folder)
+    # transformers 5 takes the word list as `vocab` (it silently ignores the old `vocab_file`, leaving all [UNK])
+    BertTokenizerFast(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_st_model(tiny_bert, tmp_path_factory) -> Path:
+    """tiny_bert saved as a sentence-transformers folder with mean pooling, for the loss and training tests.
+
+    The [CLS] vector of a random BERT is nearly the same for every text (cosine ~1), which makes every
+    contrastive loss log(batch size); mean pooling gives distinct texts distinct embeddings.
+    """
+    transformer = Transformer(str(tiny_bert))
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
+    folder = tmp_path_factory.mktemp("tiny-st")
+    model.save_pretrained(str(folder))
+    return folder
