@@ -44,7 +44,8 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1) -> None:
-    write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=_json_default) + "\n")
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, default=_json_default, allow_nan=False)
+    write_text(path, text + "\n")
 
 
 def _json_default(obj: Any) -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import math
 import os
 import platform
 import subprocess
@@ -109,8 +110,8 @@ class NotebookRun:
         if hasattr(rows, "to_dict"):
             rows = rows.to_dict(orient="records")
         path = self.results_dir / f"{name}.json"
-        write_json(path, {"name": name, "notebook": self.notebook, "profile": self.profile, "rows": rows,
-                          **extra, "provenance": provenance(self.params, self.started)})
+        write_json(path, _missing_as_null({"name": name, "notebook": self.notebook, "profile": self.profile,
+                                           "rows": rows, **extra, "provenance": provenance(self.params, self.started)}))
         return path
 
     def figure(self, fig: Any, name: str) -> Any:
@@ -119,6 +120,19 @@ class NotebookRun:
         with atomic_path(self.figures_dir / f"{name}.html") as tmp:
             fig.write_html(tmp, include_plotlyjs="directory", full_html=True)
         return fig
+
+
+def _missing_as_null(obj: Any) -> Any:
+    """NaN (pandas' missing value, or a std over one seed) becomes null: JSON has no NaN."""
+    if isinstance(obj, dict):
+        return {k: _missing_as_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_missing_as_null(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:  # numpy scalars
+        return _missing_as_null(obj.item())
+    return obj
 
 
 def start(notebook: str, params: dict[str, Any], output_root: str | os.PathLike | None = None) -> NotebookRun:

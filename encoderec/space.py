@@ -90,7 +90,12 @@ def _rank_of_pairs(embeddings: np.ndarray, pairs: list[tuple[int, int]]) -> list
 
 def umap_coordinates(embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     """2-d UMAP (cosine metric), seeded so a fixed seed gives the same picture."""
+    import warnings
+
     import umap
 
-    reducer = umap.UMAP(n_components=2, metric="cosine", n_neighbors=n_neighbors, min_dist=0.1, random_state=seed)
-    return reducer.fit_transform(embeddings)
+    reducer = umap.UMAP(n_components=2, metric="cosine", n_neighbors=n_neighbors, min_dist=0.1, random_state=seed,
+                        n_jobs=1)
+    with warnings.catch_warnings():  # a seeded UMAP is single-threaded by design; it warns about that every time
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        return reducer.fit_transform(embeddings)

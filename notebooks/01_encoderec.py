@@ -88,7 +88,8 @@ for cfg in configs:
                     "pairs": info["corpus"]["pairs"], "train_wall_time_s": info["wall_seconds"],
                     "this_run_s": round(time.time() - started, 1),
                     "final_loss": info["loss_history"][-1]["loss"] if info["loss_history"] else None,
-                    **{f"held_out {k}": v for k, v in info.get("held_out_metrics", {}).items()}})
+                    **{f"held-out {k.replace('_cosine_', ' ')}": v for k, v in info["held_out_metrics"].items()
+                       if k.endswith(("ndcg@10", "recall@10"))}})
 trained_table = pd.DataFrame(trained)
 display(trained_table.drop(columns=["path"]))
 

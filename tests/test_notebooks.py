@@ -27,24 +27,25 @@ def smoke(mirror) -> Path:
     return ROOT
 
 
-def _rows_by_key(result_file: Path, key: str) -> dict:
-    return {row[key]: row for row in json.loads(result_file.read_text())["rows"]}
+def _key(row: dict, key: list[str]) -> tuple:
+    return tuple(row.get(k) for k in key)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_smoke_metrics_match_recorded_values(smoke, name):
     spec = EXPECTED[name]
-    actual = _rows_by_key(smoke / "results" / "smoke" / f"{name}.json", spec["key"])
+    key = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]
+    actual = {_key(row, key): row for row in json.loads((smoke / "results" / "smoke" / f"{name}.json").read_text())["rows"]}
     tolerance = spec.get("tolerance", {})
     for expected in spec["rows"]:
-        row = actual.get(expected[spec["key"]])
-        assert row is not None, f"{name}: no row for {expected[spec['key']]}"
+        row = actual.get(_key(expected, key))
+        assert row is not None, f"{name}: no row for {_key(expected, key)}"
         for field, value in expected.items():
-            got = row.get(field)
+            got, where = row.get(field), f"{name} {_key(expected, key)}.{field}"
             if isinstance(value, float) and got is not None:
-                assert math.isclose(got, value, abs_tol=tolerance.get(field, 1e-6)), f"{name}.{field}: {got} vs {value}"
+                assert math.isclose(got, value, abs_tol=tolerance.get(field, 1e-6)), f"{where}: {got} vs recorded {value}"
             else:
-                assert got == value, f"{name} {expected[spec['key']]}.{field}: {got} vs recorded {value}"
+                assert got == value, f"{where}: {got} vs recorded {value}"
 
 
 def test_results_carry_provenance(smoke):

@@ -130,3 +130,15 @@ def test_notebook_must_declare_the_injected_parameters(project):
     write_profile(project, "b", "notebooks:\n  03_bare: {}\n")
     with pytest.raises(EncoderecError, match=r"03_bare\.ipynb: the parameters cell must declare .*missing: data_dir, output_root"):
         report.run_report("b", dirs=project)
+
+
+def test_saved_results_are_strict_json(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    run = report.start("x", {"profile": "t"}, tmp_path)
+    frame = pd.DataFrame([{"model": "BM25", "seed": None, "score": np.float32(0.5)}, {"model": "A", "seed": 1, "score": 1.0}])
+    path = run.save("strict", frame, std=float("nan"), nested=[{"p": np.float64("inf")}])
+    saved = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert saved["rows"][0]["seed"] is None and saved["std"] is None and saved["nested"][0]["p"] is None
+    assert saved["rows"][0]["score"] == 0.5

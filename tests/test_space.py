@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from encoderec import data, space
+
+
+def unit(rows):
+    rows = np.asarray(rows, dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_category_labels_skip_the_shared_root():
+    items = [{"title": str(i), "categories": c} for i, c in enumerate(
+        ["Lab,Glass,Beakers", "Lab,Glass,Flasks", "Lab,Safety,Gloves", "Lab,Safety, Eyes & Face,Goggles", "Lab"])]
+    labels = space.category_labels(data.Dataset("T", items))
+    assert labels == ["Glass", "Glass", "Safety", "Safety, Eyes & Face", "(none)"]
+    assert space.category_labels(data.Dataset("T", items), max_labels=1) == ["Glass", "Glass", "other", "other", "other"]
+
+
+def test_neighbours_exclude_self_even_with_identical_vectors():
+    emb = unit([[1, 0], [1, 0], [0, 1], [0.1, 1]])
+    idx, sims = space.neighbours(emb, 1)
+    assert idx[:, 0].tolist() == [1, 0, 3, 2]
+    assert sims[0, 0] == pytest.approx(1.0)
+
+
+def test_knn_purity_and_silhouette_reward_category_clusters():
+    rng = np.random.default_rng(0)
+    centres = unit(rng.normal(size=(3, 8)))
+    labels = np.repeat(["a", "b", "c"], 30)
+    clustered = unit(np.repeat(centres, 30, axis=0) + rng.normal(scale=0.05, size=(90, 8)))
+    scattered = unit(rng.normal(size=(90, 8)))
+    assert space.knn_purity(clustered, labels, k=5) > 0.95 > space.knn_purity(scattered, labels, k=5)
+    assert space.silhouette(clustered, labels) > 0.5 > space.silhouette(scattered, labels)
+
+
+def test_separated_pairs_finds_the_pair_pulled_apart():
+    before = unit([[1, 0, 0], [1, 0.05, 0], [0, 1, 0], [0, 1, 0.05]])
+    after = unit([[1, 0, 0], [-0.2, 0, 1], [0.3, 1, 0], [0, 1, 0.05]])  # items 0 and 1 pulled apart
+    pairs = space.separated_pairs(before, after, ["a", "b", "c", "d"], top=1)
+    assert (pairs[0]["item_a"], pairs[0]["item_b"]) == (0, 1)
+    assert pairs[0]["cos_before"] > 0.99 and pairs[0]["cos_after"] < 0
+    assert pairs[0]["rank_after"] == 3
+    assert space.separated_pairs(before, after, ["a", "a", "c", "d"], top=1)[0]["item_a"] == 2  # identical texts skipped
