@@ -1,0 +1,133 @@
+"""Semantic IDs as arrays of codes: making them unique, and saving them with where they came from.
+
+`codes` is an (items, levels) integer array, row i the semantic ID of item i (from encoderec.rqvae). Two ways to
+give items that share an ID distinct ones:
+
+- `with_dedup_code` (TIGER): append a code numbering the items that share the same codes, 0, 1, 2, ... in item
+  order. Every ID becomes unique at the price of one more level, and the first item of every group keeps code 0.
+- `collision_free_last_level`: keep `levels` codes and instead re-assign the last code inside each group of items
+  sharing the first levels - 1 codes, so that they differ (a balanced assignment, below).
+
+`save_ids` / `load_ids` keep a table of IDs as JSON: {"columns": ["item", "c0", ...], "rows": [[item, c0, ...]],
+"provenance": {...}}, written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from encoderec.errors import EncoderecError
+from encoderec.io import read_json, write_json
+
+
+def check_codes(codes: Any, what: str = "codes") -> np.ndarray:
+    """`codes` as an (n, levels) int64 array of non-negative codes, or an EncoderecError."""
+    array = np.asarray(codes)
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise EncoderecError(f"{what}: expected an (items, levels) array of codes, got shape {array.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise EncoderecError(f"{what}: expected integer codes, got dtype {array.dtype}")
+    array = array.astype(np.int64)
+    if array.size and array.min() < 0:
+        raise EncoderecError(f"{what}: codes must be >= 0, found {array.min()}")
+    return array
+
+
+def group_ids(codes: np.ndarray) -> np.ndarray:
+    """For every row, the index of its distinct row in np.unique order (rows equal <=> same group)."""
+    if codes.shape[0] == 0 or codes.shape[1] == 0:  # no items, or no codes: everything in one group
+        return np.zeros(len(codes), dtype=np.int64)
+    return np.unique(codes, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def with_dedup_code(codes: Any) -> np.ndarray:
+    """(n, levels + 1): `codes` with a last column numbering the items of each ID 0, 1, 2, ... in item order."""
+    codes = check_codes(codes)
+    if len(codes) == 0:
+        return np.zeros((0, codes.shape[1] + 1), dtype=np.int64)
+    groups = group_ids(codes)
+    order = np.argsort(groups, kind="stable")  # each group's items together, in item order
+    sorted_groups = groups[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    position = np.arange(len(codes)) - np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
+    extra = np.empty(len(codes), dtype=np.int64)
+    extra[order] = position
+    return np.column_stack([codes, extra])
+
+
+def collision_free_last_level(codes: Any, distances: Any) -> np.ndarray:
+    """`codes` with the last level re-assigned inside every prefix group that holds a collision, so IDs are unique.
+
+    A prefix group is the set of items sharing the first levels - 1 codes. Within a group of g items that holds two
+    equal IDs, the items get g distinct last-level codes minimising sum_i distances[i, code_i] (the Hungarian
+    algorithm on the g x codebook_size block of `distances`); groups without a collision are left as they are, as
+    are the first levels - 1 codes of every item. `distances[i, k]` is item i's distance to last-level code k,
+    e.g. RQVAE.last_level_distances(embeddings), which gives the argmin assignment `codes` was made with.
+    A group larger than codebook_size cannot be made distinct: that raises an EncoderecError.
+    """
+    codes = check_codes(codes)
+    distances = np.asarray(distances, dtype=np.float64)
+    if distances.ndim != 2 or len(distances) != len(codes):
+        raise EncoderecError(
+            f"distances: expected one row per item ({len(codes)} x codebook_size), got shape {distances.shape}"
+        )
+    codebook_size = distances.shape[1]
+    if codes.size and codes[:, -1].max() >= codebook_size:
+        raise EncoderecError(
+            f"codes: last-level code {codes[:, -1].max()} is outside the {codebook_size} distance columns"
+        )
+    out = codes.copy()
+    prefix_groups = group_ids(codes[:, :-1])
+    full_groups = group_ids(codes)
+    order = np.argsort(prefix_groups, kind="stable")
+    for members in np.split(order, np.flatnonzero(np.diff(prefix_groups[order])) + 1):
+        if len(np.unique(full_groups[members])) == len(members):
+            continue  # no two items of this prefix share a last code
+        if len(members) > codebook_size:
+            prefix = codes[members[0], :-1].tolist()
+            raise EncoderecError(
+                f"{len(members)} items share the prefix {prefix}, more than the {codebook_size} last-level codes: "
+                "they cannot all get distinct IDs at this depth; use with_dedup_code or a larger codebook"
+            )
+        rows, columns = linear_sum_assignment(distances[members])
+        out[members[rows], -1] = columns
+    return out
+
+
+# --------------------------------------------------------------------------- files
+
+
+class SemanticIDs(NamedTuple):
+    codes: np.ndarray  # (items, levels), row i = item i
+    provenance: dict[str, Any]
+
+
+def save_ids(path: str | os.PathLike, codes: Any, provenance: dict[str, Any]) -> None:
+    """Write the ID table of items 0..n-1 atomically, with `provenance` (what produced it: model, data, config)."""
+    codes = check_codes(codes)
+    if not isinstance(provenance, dict):
+        raise EncoderecError(f"provenance: expected a dict, got {type(provenance).__name__}")
+    columns = ["item", *(f"c{level}" for level in range(codes.shape[1]))]
+    rows = np.column_stack([np.arange(len(codes)), codes]).tolist()
+    write_json(path, {"columns": columns, "rows": rows, "provenance": provenance}, indent=None)
+
+
+def load_ids(path: str | os.PathLike) -> SemanticIDs:
+    """The table save_ids wrote; errors name the file and what is wrong."""
+    table = read_json(path)
+    if not isinstance(table, dict) or not {"columns", "rows", "provenance"} <= set(table):
+        raise EncoderecError(f"{path}: expected an object with 'columns', 'rows' and 'provenance' (see save_ids)")
+    columns, rows = table["columns"], table["rows"]
+    if not isinstance(columns, list) or len(columns) < 2 or columns[0] != "item":
+        raise EncoderecError(f"{path}: 'columns' must be ['item', 'c0', ...], got {columns!r}")
+    try:
+        array = np.array(rows, dtype=np.int64).reshape(len(rows), len(columns))
+    except (TypeError, ValueError):
+        raise EncoderecError(f"{path}: every row must hold {len(columns)} integers ({', '.join(columns)})") from None
+    if not np.array_equal(array[:, 0], np.arange(len(array))):
+        raise EncoderecError(f"{path}: rows must list items 0..{len(array) - 1} in order")
+    return SemanticIDs(check_codes(array[:, 1:], what=str(path)), table["provenance"])

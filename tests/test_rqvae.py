@@ -1,0 +1,181 @@
+import faiss
+import numpy as np
+import pytest
+import torch
+
+from encoderec.errors import EncoderecError
+from encoderec.rqvae import RQVAE, ResidualKMeans, RQVAEConfig, RQVAEModel, reset_dead_codes
+from encoderec.semantic_ids import collision_free_last_level
+
+SMALL = dict(hidden_dims=(64, 32), latent_dim=8, codebook_size=64, epochs=12, batch_size=128, lr=3e-3, device="cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: a second thread only waits for the first (10x slower under load)."""
+    threads, faiss_threads = torch.get_num_threads(), faiss.omp_get_max_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(faiss_threads)
+
+
+@pytest.fixture(scope="module")
+def mixture() -> np.ndarray:
+    """2,000 x 32 points around 20 centres: structure for the codebooks to find."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 32))
+    return (centres[rng.integers(20, size=2000)] + 0.3 * rng.normal(size=(2000, 32))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted(mixture) -> RQVAE:
+    return RQVAE(RQVAEConfig(**SMALL)).fit(mixture, progress=False)
+
+
+def test_fit_reduces_the_loss_and_uses_most_of_the_codebook(fitted, mixture):
+    history = fitted.history
+    assert len(history) == SMALL["epochs"]
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    assert history[-1]["recon"] < history[0]["recon"]
+    codes = fitted.transform(mixture)
+    assert len(np.unique(codes[:, 0])) / SMALL["codebook_size"] > 0.5
+    assert all(0 < u <= 1 for u in history[-1]["usage"])
+
+
+def test_transform_gives_int_codes_in_range(fitted, mixture):
+    codes = fitted.transform(mixture[:100])
+    assert codes.shape == (100, 3) and codes.dtype == np.int64
+    assert codes.min() >= 0 and codes.max() < SMALL["codebook_size"]
+    assert np.array_equal(codes, fitted.transform(mixture)[:100])  # batching does not change a row's code
+
+
+def test_fit_is_deterministic_for_a_seed(fitted, mixture):
+    state = torch.random.get_rng_state()
+    again = RQVAE(RQVAEConfig(**SMALL)).fit(mixture, progress=False)
+    assert np.array_equal(again.transform(mixture), fitted.transform(mixture))
+    assert [h["loss"] for h in again.history] == [h["loss"] for h in fitted.history]
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is left alone
+    other = RQVAE(RQVAEConfig(**{**SMALL, "seed": 1})).fit(mixture, progress=False)
+    assert not np.array_equal(other.transform(mixture), fitted.transform(mixture))
+
+
+def test_reconstruction_error_is_absolute_and_relative(fitted, mixture):
+    absolute = fitted.reconstruction_error(mixture)
+    variance = ((mixture - mixture.mean(0)) ** 2).sum(1).mean()
+    assert fitted.reconstruction_error(mixture, relative=True) == pytest.approx(absolute / variance, rel=1e-5)
+    assert 0 < absolute / variance < 0.5
+
+
+def test_straight_through_sends_the_reconstruction_gradient_to_the_encoder(mixture):
+    torch.manual_seed(0)
+    model = RQVAEModel(RQVAEConfig(**SMALL), input_dim=32)
+    model(torch.from_numpy(mixture[:256]))["recon"].backward()
+    assert model.encoder[0].weight.grad.abs().sum() > 0
+    assert model.codebooks.grad is None  # the codes learn from the codebook term only
+
+    model.zero_grad()
+    out = model(torch.from_numpy(mixture[:256]))
+    (out["loss"] - out["recon"]).backward()  # codebook + commitment terms: both the codes and the encoder move
+    assert model.codebooks.grad.abs().sum() > 0 and model.encoder[0].weight.grad.abs().sum() > 0
+    assert model.decoder[0].weight.grad is None or model.decoder[0].weight.grad.abs().sum() == 0
+
+
+def test_reset_dead_codes_moves_them_onto_residuals():
+    codebooks = torch.nn.Parameter(torch.zeros(2, 4, 3))
+    residuals = [torch.arange(15.0).reshape(5, 3), -torch.arange(15.0).reshape(5, 3)]
+    dead = torch.tensor([[False, True, False, True], [False, False, False, False]])
+    reset = reset_dead_codes(codebooks, dead, residuals, torch.Generator().manual_seed(0))
+    assert reset == [2, 0]
+    moved = codebooks[0, [1, 3]].detach()
+    assert all(any(torch.equal(row, r) for r in residuals[0]) for row in moved)
+    assert not torch.equal(moved[0], moved[1])  # distinct rows when the batch has enough
+    assert torch.equal(codebooks[0, [0, 2]], torch.zeros(2, 3)) and torch.equal(codebooks[1], torch.zeros(4, 3))
+
+
+def test_dead_code_reset_revives_unused_codes(mixture):
+    # without k-means the codes start in a tiny ball at the origin: most of them are never chosen
+    cfg = dict(SMALL, kmeans_init=False, epochs=6)
+    plain = RQVAE(RQVAEConfig(**cfg, dead_code_reset=False)).fit(mixture, progress=False)
+    revived = RQVAE(RQVAEConfig(**cfg, dead_code_reset=True)).fit(mixture, progress=False)
+    assert sum(revived.history[0]["reset"]) > 0 and sum(plain.history[0]["reset"]) == 0
+    assert revived.history[-1]["reset"] == [0, 0, 0]  # never after the last epoch
+    used = [len(np.unique(m.transform(mixture)[:, 0])) for m in (plain, revived)]
+    assert used[1] > 2 * used[0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("latent_dim", 0),
+        ("levels", -1),
+        ("codebook_size", 1),
+        ("beta", -0.1),
+        ("lr", 0),
+        ("epochs", 2.5),
+        ("batch_size", None),
+        ("hidden_dims", (64, 0)),
+        ("kmeans_init", 1),
+        ("seed", "0"),
+        ("input_dim", 0),
+        ("beta", float("nan")),
+    ],
+)
+def test_config_validation_names_the_field(field, value):
+    with pytest.raises(EncoderecError, match=f"RQVAEConfig.{field}: expected"):
+        RQVAEConfig(**{field: value})
+
+
+def test_config_accepts_a_list_of_hidden_dims():
+    assert RQVAEConfig(hidden_dims=[8, 4]).hidden_dims == (8, 4)
+
+
+def test_inputs_are_validated(fitted, mixture):
+    small = RQVAE(RQVAEConfig(**SMALL))
+    with pytest.raises(EncoderecError, match="2-d array"):
+        small.fit(mixture[0])
+    with pytest.raises(EncoderecError, match="at least 64"):
+        small.fit(mixture[:10])
+    bad = mixture[:200].copy()
+    bad[7, 3] = np.nan
+    with pytest.raises(EncoderecError, match="row 7"):
+        small.fit(bad)
+    with pytest.raises(EncoderecError, match="not fitted"):
+        small.transform(mixture)
+    with pytest.raises(EncoderecError, match="expected 32 dimensions"):
+        fitted.transform(mixture[:, :16])
+    with pytest.raises(EncoderecError, match="input_dim|expected 16 dimensions"):
+        RQVAE(RQVAEConfig(**SMALL, input_dim=16)).fit(mixture)
+
+
+def test_last_level_distances_agree_with_the_codes_and_make_ids_unique(fitted, mixture):
+    codes = fitted.transform(mixture)
+    distances = fitted.last_level_distances(mixture)
+    assert distances.shape == (len(mixture), SMALL["codebook_size"])
+    assert np.array_equal(distances.argmin(1), codes[:, -1])
+    unique = collision_free_last_level(codes, distances)
+    assert len(np.unique(unique, axis=0)) == len(mixture)
+    assert np.array_equal(unique[:, :-1], codes[:, :-1])
+
+
+def test_residual_kmeans_improves_with_each_level(mixture):
+    tokenizer = ResidualKMeans(levels=3, codebook_size=32, seed=0).fit(mixture)
+    codes = tokenizer.transform(mixture)
+    assert codes.shape == (2000, 3) and codes.dtype == np.int64 and codes.max() < 32
+    errors = [tokenizer.reconstruction_error(mixture, relative=True, levels=level) for level in (0, 1, 2, 3)]
+    variance = ((mixture - mixture.mean(0)) ** 2).sum(1).mean()
+    assert errors[0] == pytest.approx((mixture**2).sum(1).mean() / variance, rel=1e-5)  # no level: x_hat = 0
+    assert errors[0] > errors[1] > errors[2] > errors[3]
+    assert [h["relative_error"] for h in tokenizer.history] == pytest.approx(errors[1:], rel=1e-4)
+    assert np.array_equal(ResidualKMeans(3, 32, seed=0).fit(mixture).transform(mixture), codes)
+    assert np.array_equal(tokenizer.last_level_distances(mixture).argmin(1), codes[:, -1])
+
+
+def test_residual_kmeans_validates(mixture):
+    with pytest.raises(EncoderecError, match="ResidualKMeans.codebook_size"):
+        ResidualKMeans(codebook_size=1)
+    with pytest.raises(EncoderecError, match="not fitted"):
+        ResidualKMeans().transform(mixture)
+    with pytest.raises(EncoderecError, match="at least 256"):
+        ResidualKMeans().fit(mixture[:100])
