@@ -91,6 +91,20 @@ def read_json(path: str | os.PathLike) -> Any:
         raise EncoderecError(f"{path}: line {e.lineno} column {e.colno}: invalid JSON ({e.msg})") from None
 
 
+def read_yaml(path: str | os.PathLike) -> Any:
+    """Parse a YAML file (safe loader), naming the file and line on a syntax error."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(decode_utf8(path, path.read_bytes()))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise EncoderecError(f"{path}: {where}invalid YAML ({problem})") from None
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -29,11 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from encoderec import config
 from encoderec.errors import EncoderecError
-from encoderec.io import atomic_path, read_json, sha256_text, write_json, write_text
+from encoderec.io import atomic_path, read_json, read_yaml, sha256_text, write_json, write_text
 
 KERNEL_NAME = "encoderec"
 INJECTED = ("profile", "data_dir", "output_root")  # every notebook's parameters cell declares these
@@ -159,12 +157,7 @@ def load_profile(name: str, params_dir: Path | None = None) -> Profile:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in params_dir.glob("*.yaml"))) or "none"
         raise EncoderecError(f"{path}: no such profile; profiles in {params_dir}: {known}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise EncoderecError(f"{path}: {where}invalid YAML ({getattr(e, 'problem', e)})") from None
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise EncoderecError(f"{path}: expected a mapping with keys description, common, notebooks")
     unknown = set(raw) - {"description", "common", "notebooks"}

@@ -45,7 +45,6 @@ from typing import Any
 
 import datasets
 import torch
-import yaml
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.base.evaluation import SequentialEvaluator
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
@@ -53,7 +52,7 @@ from sentence_transformers.sentence_transformer.training_args import BatchSample
 
 from encoderec import config, data, embeddings, loss
 from encoderec.errors import EncoderecError
-from encoderec.io import read_json, sha256_text, write_json
+from encoderec.io import read_json, read_yaml, sha256_text, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -180,13 +179,7 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
         raise EncoderecError(f"{path}: file not found; write a YAML mapping of TrainConfig fields")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        where = f"line {e.problem_mark.line + 1}: " if getattr(e, "problem_mark", None) else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise EncoderecError(f"{path}: {where}invalid YAML ({problem})") from None
-    return TrainConfig.from_dict(values, source=str(path))
+    return TrainConfig.from_dict(read_yaml(path), source=str(path))
 
 
 # --------------------------------------------------------------------------- training pairs
