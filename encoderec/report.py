@@ -116,7 +116,7 @@ class NotebookRun:
         """Save a plotly figure as offline HTML under figures/<profile>/ and return it for display."""
         # One shared plotly.min.js per folder keeps each figure small and still offline.
         with atomic_path(self.figures_dir / f"{name}.html") as tmp:
-            fig.write_html(tmp, include_plotlyjs="directory", full_html=True)
+            fig.write_html(tmp, include_plotlyjs="directory", full_html=True, div_id=name)  # stable across runs
         return fig
 
 
