@@ -277,6 +277,12 @@ def split(dataset: Dataset, how: str = "leave_one_out", **kwargs: Any) -> Split:
     raise EncoderecError(f"unknown split {how!r}; use 'leave_one_out' or 'timestamp'")
 
 
+def training_items(dataset: Dataset, how: str = "leave_one_out") -> list[int]:
+    """The items of the split's training sequences, sorted: what a tokenizer or an item model may be fitted on
+    (an item seen only as a validation or test target stays unseen)."""
+    return sorted({item for seq in split(dataset, how).train for item in seq})
+
+
 # --------------------------------------------------------------------------- descriptive statistics
 
 def normalised_title(title: Any) -> str:

@@ -3,6 +3,9 @@
 Backbones are named by alias ("all-MiniLM-L6-v2", "all-mpnet-base-v2"), by a local model folder or by a
 Hugging Face id; `resolve_backbone` turns the name into a folder, offline for the aliases.
 
+Two baselines need no model: "tfidf-svd" (latent semantic analysis of the texts given) and "random" (a floor
+that carries no text at all); `encode` accepts their names like any backbone and does not cache them.
+
 `encode(backbone, texts, view=...)` returns float32, L2-normalised embeddings, one row per text, and keeps
 them in `<cache dir>/embeddings/<key>.npy` with a `<key>.json` beside it. The key is the sha256 of
 
@@ -273,6 +276,8 @@ def encode(
     same items never share an entry. `backbone` is an alias, a folder, a Hugging Face id or a loaded model.
     """
     texts = list(texts)
+    if isinstance(backbone, str) and backbone in BASELINES:
+        return BASELINES[backbone](texts)
     source = backbone if isinstance(backbone, SentenceTransformer) else resolve_backbone(backbone)
     if isinstance(source, str):  # a Hugging Face id: its files are only known once it is loaded
         source = load_encoder(source, device)
@@ -289,6 +294,40 @@ def encode(
     label = "<loaded model>" if isinstance(backbone, SentenceTransformer) else str(backbone)
     _save(npy, meta, embeddings, backbone=label, view=view, max_seq_length=max_seq_length)
     return embeddings
+
+
+# --------------------------------------------------------------------------- baselines without a language model
+
+BASELINE_DIM = 384  # all-MiniLM-L6-v2's, so the downstream models see the same input size
+
+
+def tfidf_svd(texts: Sequence[str], dim: int = BASELINE_DIM, seed: int = 0) -> np.ndarray:
+    """Latent semantic analysis: TF-IDF of the texts (unigrams and bigrams, sublinear tf), projected on its top
+    `dim` singular vectors (randomised SVD, seeded), rows L2-normalised. Fitted on the texts given, i.e. a
+    catalogue's own items; unsupervised, so fitting on every item leaks no interaction."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = list(texts)
+    if len(texts) < 2:
+        raise EncoderecError(f"tfidf-svd: needs at least 2 texts, got {len(texts)}")
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=100_000).fit_transform(texts)
+    components = min(dim, tfidf.shape[1] - 1, len(texts) - 1)
+    x = TruncatedSVD(components, algorithm="randomized", random_state=seed).fit_transform(tfidf)
+    return _unit_rows(np.pad(x, ((0, 0), (0, dim - components))).astype(np.float32))
+
+
+def random_embeddings(texts: Sequence[str], dim: int = BASELINE_DIM, seed: int = 0) -> np.ndarray:
+    """One seeded Gaussian vector per text, normalised: what a recommender gets from embeddings with no meaning."""
+    return _unit_rows(np.random.default_rng(seed).standard_normal((len(texts), dim)).astype(np.float32))
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1)
+
+
+BASELINES = {"tfidf-svd": tfidf_svd, "random": random_embeddings}
 
 
 def _max_seq_length(source: SentenceTransformer | Path) -> int | None:

@@ -112,6 +112,32 @@ class NotebookRun:
                                            "rows": rows, **extra, "provenance": provenance(self.params, self.started)}))
         return path
 
+    def backbone(self, name: str, seed: int = 0) -> tuple[str, int | None]:
+        """(what to encode with, the trained model's seed or None) for a name in a notebook's parameters.
+
+        A model trained by 01_encoderec ("EncodeRec-22M", listed in results/<profile>/encoderec_models.json) gives
+        the folder of its run with `seed`, or of its first seed when it was not trained with that one; any other
+        name (a base encoder, a baseline, a folder, a Hugging Face id) is returned as it is."""
+        path = self.results_dir / "encoderec_models.json"
+        runs = self._trained_runs(name)
+        if runs:
+            chosen = next((row for row in runs if row["seed"] == seed), runs[0])
+            return chosen["path"], chosen["seed"]
+        if name.startswith("EncodeRec"):
+            missing = "is missing" if not path.exists() else "lists no such model"
+            raise EncoderecError(f"{path} {missing}: train {name} first with python -m encoderec report "
+                                 f"--profile {self.profile} --only 01_encoderec")
+        return name, None
+
+    def base_encoder(self, name: str) -> str | None:
+        """The encoder a model of 01_encoderec was fine-tuned from; None for any other name."""
+        runs = self._trained_runs(name)
+        return runs[0]["backbone"] if runs else None
+
+    def _trained_runs(self, name: str) -> list[dict[str, Any]]:
+        path = self.results_dir / "encoderec_models.json"
+        return [row for row in read_json(path)["rows"] if row["name"] == name] if path.exists() else []
+
     def figure(self, fig: Any, name: str) -> Any:
         """Save a plotly figure as offline HTML under figures/<profile>/ and return it for display."""
         # One shared plotly.min.js per folder keeps each figure small and still offline.

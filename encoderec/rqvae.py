@@ -387,10 +387,10 @@ class ResidualKMeans:
         self.centroids: np.ndarray | None = None
         self.history: list[dict[str, Any]] = []
 
-    def fit(self, embeddings: np.ndarray) -> ResidualKMeans:
+    def fit(self, embeddings: np.ndarray, progress: bool = True) -> ResidualKMeans:
         x = check_embeddings(embeddings, min_rows=self.codebook_size, what="ResidualKMeans.fit embeddings")
         residual, centroids, self.history = x.copy(), [], []
-        for level in range(self.levels):
+        for level in tqdm(range(self.levels), desc="residual k-means", disable=not progress, leave=False):
             c = kmeans(residual, self.codebook_size, seed=self.seed + level, niter=self.niter)
             codes = _nearest(residual, c)
             residual -= c[codes]
@@ -420,8 +420,8 @@ class ResidualKMeans:
         """(n, levels) int64 codes, each in [0, codebook_size)."""
         return self._assign(embeddings, "transform")[0]
 
-    def fit_transform(self, embeddings: np.ndarray) -> np.ndarray:
-        return self.fit(embeddings).transform(embeddings)
+    def fit_transform(self, embeddings: np.ndarray, progress: bool = True) -> np.ndarray:
+        return self.fit(embeddings, progress).transform(embeddings)
 
     def last_level_distances(self, embeddings: np.ndarray) -> np.ndarray:
         """(n, codebook_size) squared distances of each item's residual before the last level to its codes."""

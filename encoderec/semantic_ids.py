@@ -10,18 +10,28 @@ give items that share an ID distinct ones:
 
 `save_ids` / `load_ids` keep a table of IDs as JSON: {"columns": ["item", "c0", ...], "rows": [[item, c0, ...]],
 "provenance": {...}}, written atomically.
+
+`tokenize(embeddings, fit_items, "rqvae" | "rkmeans", config)` is the whole pipeline for one catalogue: fit the
+tokenizer on the training items' embeddings, assign every item its codes, try the collision-free last level, and
+keep the result in `<cache dir>/semantic_ids/` so a re-run (or the TIGER notebook) reuses it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
+import time
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from encoderec import config as settings
 from encoderec.errors import EncoderecError
-from encoderec.io import read_json, write_json
+from encoderec.io import read_json, sha256_text, write_json
+from encoderec.rqvae import RQVAE, ResidualKMeans, RQVAEConfig, check_embeddings, default_device
 
 
 def check_codes(codes: Any, what: str = "codes") -> np.ndarray:
@@ -131,3 +141,95 @@ def load_ids(path: str | os.PathLike) -> SemanticIDs:
     if not np.array_equal(array[:, 0], np.arange(len(array))):
         raise EncoderecError(f"{path}: rows must list items 0..{len(array) - 1} in order")
     return SemanticIDs(check_codes(array[:, 1:], what=str(path)), table["provenance"])
+
+
+# --------------------------------------------------------------------------- the pipeline for one catalogue
+
+TOKENIZERS = ("rqvae", "rkmeans")
+
+
+def make_tokenizer(kind: str, config: RQVAEConfig) -> RQVAE | ResidualKMeans:
+    """An unfitted tokenizer: the RQ-VAE, or residual k-means with the same levels, codebook size and seed."""
+    if kind == "rqvae":
+        return RQVAE(config)
+    if kind == "rkmeans":
+        return ResidualKMeans(levels=config.levels, codebook_size=config.codebook_size, seed=config.seed)
+    raise EncoderecError(f"tokenizer {kind!r}: expected one of {', '.join(TOKENIZERS)}")
+
+
+class Tokenized(NamedTuple):
+    codes: np.ndarray  # (items, levels): each item's nearest codes
+    unique: np.ndarray | None  # collision_free_last_level(codes); None when a prefix group outgrows the codebook
+    info: dict[str, Any]  # tokenizer, config, fit items, seconds, reconstruction error, training history
+
+
+def tokenize(
+    embeddings: Any,
+    fit_items: Any,
+    kind: str = "rqvae",
+    config: RQVAEConfig | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Tokenized:
+    """Fit a `kind` tokenizer on embeddings[fit_items], then give every row of `embeddings` its semantic ID.
+
+    Cached in <cache dir>/semantic_ids/<key>.json (codes) and <key>.unique.json (collision-free last level), the
+    key hashing the embeddings, the fit items, the tokenizer, its config and the device, so a re-run is a read.
+    """
+    config = config or RQVAEConfig()
+    x = check_embeddings(embeddings, what="tokenize embeddings")
+    fit_items = np.asarray(fit_items, dtype=np.int64)
+    if fit_items.ndim != 1 or not len(fit_items) or fit_items.min() < 0 or fit_items.max() >= len(x):
+        raise EncoderecError(f"fit_items: expected item indices in [0, {len(x)}), got {len(fit_items)} of them")
+    settings_key = {**dataclasses.asdict(config), "hidden_dims": list(config.hidden_dims),
+                    "device": config.device or default_device()}  # as it reads back from JSON
+    key = sha256_text(kind, repr(sorted(settings_key.items())), _array_key(x), _array_key(fit_items))
+    folder = Path(cache_dir) if cache_dir is not None else settings.cache_dir()
+    path, unique_path = folder / "semantic_ids" / f"{key}.json", folder / "semantic_ids" / f"{key}.unique.json"
+    if path.exists():
+        return _load_tokenized(path, unique_path)
+
+    tokenizer = make_tokenizer(kind, config)
+    start = time.perf_counter()
+    tokenizer.fit(x[fit_items], progress=progress)
+    fitted = time.perf_counter()
+    codes = tokenizer.transform(x)
+    assigned = time.perf_counter()
+    unique, hungarian = _collision_free(codes, tokenizer, x)
+    info = {
+        "tokenizer": kind,
+        "config": settings_key,
+        "items": len(x),
+        "fit_items": len(fit_items),
+        "fit_seconds": round(fitted - start, 2),
+        "assign_seconds": round(assigned - fitted, 3),
+        "reconstruction_error": tokenizer.reconstruction_error(x),
+        "relative_reconstruction_error": tokenizer.reconstruction_error(x, relative=True),
+        "hungarian": hungarian,
+        "history": tokenizer.history,
+    }
+    if unique is not None:
+        save_ids(unique_path, unique, info)
+    save_ids(path, codes, info)  # last: its presence marks a complete entry
+    return Tokenized(codes, unique, info)
+
+
+def _array_key(array: np.ndarray) -> str:
+    return sha256_text(str(array.dtype), str(array.shape), hashlib.sha256(array.tobytes()).hexdigest())
+
+
+def _collision_free(codes: np.ndarray, tokenizer: RQVAE | ResidualKMeans, x: np.ndarray) -> tuple[Any, dict]:
+    """(collision-free codes or None, what it took: seconds, last codes changed, or why it is impossible)."""
+    start = time.perf_counter()
+    try:
+        unique = collision_free_last_level(codes, tokenizer.last_level_distances(x))
+    except EncoderecError as e:
+        return None, {"possible": False, "why": str(e)}
+    seconds = round(time.perf_counter() - start, 3)
+    return unique, {"possible": True, "changed": int((unique != codes).any(1).sum()), "seconds": seconds}
+
+
+def _load_tokenized(path: Path, unique_path: Path) -> Tokenized:
+    codes, info = load_ids(path)
+    unique = load_ids(unique_path).codes if info["hungarian"]["possible"] else None
+    return Tokenized(codes, unique, info)

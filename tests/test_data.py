@@ -41,6 +41,12 @@ def test_leave_one_out():
     assert split.test == [data.Example(0, [1, 2, 3], 4), data.Example(1, [5, 6], 7)]
 
 
+def test_training_items_are_those_of_the_training_sequences(tiny):
+    ds = data.load_dataset("Tiny", tiny)
+    assert data.training_items(ds) == [0, 1, 3]  # item 2 is only ever a validation or test target
+    assert data.training_items(ds, "timestamp") == [0, 1, 2, 3]
+
+
 def test_timestamp_split(tiny):
     ds = data.load_dataset("Tiny", tiny)
     split = data.split(ds, "timestamp", valid_start=30, test_start=40)

@@ -309,3 +309,20 @@ def test_mpnet_loads_from_the_real_parts():
     model = embeddings.load_encoder("all-mpnet-base-v2", device="cpu")
     assert model.get_embedding_dimension() == embeddings.BACKBONES["all-mpnet-base-v2"]["dim"]
     similarity_ordering(model, 768)
+
+
+def test_tfidf_svd_and_random_baselines():
+    texts = ["red cotton t-shirt", "blue cotton t-shirt", "steel hammer 16 oz", "red cotton t-shirt", "claw hammer"]
+    x = embeddings.encode("tfidf-svd", texts, view="any")
+    assert x.shape == (5, embeddings.BASELINE_DIM) and x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    assert np.array_equal(x[0], x[3])  # same text, same vector
+    assert x[0] @ x[1] > x[0] @ x[2]  # shared words bring texts together
+    assert np.array_equal(x, embeddings.encode("tfidf-svd", texts, view="any"))
+
+    r = embeddings.encode("random", texts, view="any")
+    assert r.shape == (5, embeddings.BASELINE_DIM)
+    np.testing.assert_allclose(np.linalg.norm(r, axis=1), 1, atol=1e-5)
+    assert np.array_equal(r, embeddings.random_embeddings(texts))
+    with pytest.raises(EncoderecError, match="tfidf-svd: needs at least 2 texts"):
+        embeddings.tfidf_svd(["alone"])

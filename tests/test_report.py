@@ -142,3 +142,17 @@ def test_saved_results_are_strict_json(tmp_path):
     saved = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert saved["rows"][0]["seed"] is None and saved["std"] is None and saved["nested"][0]["p"] is None
     assert saved["rows"][0]["score"] == 0.5
+
+
+def test_backbone_names_resolve_to_trained_models(tmp_path):
+    run = report.start("x", {"profile": "t"}, tmp_path)
+    assert run.backbone("all-MiniLM-L6-v2") == ("all-MiniLM-L6-v2", None)
+    with pytest.raises(EncoderecError, match=r"encoderec_models.json is missing: train EncodeRec-22M first .*--only 01"):
+        run.backbone("EncodeRec-22M")
+    rows = [{"name": "EncodeRec-22M", "backbone": "all-MiniLM-L6-v2", "seed": s, "path": f"/m/{s}"} for s in (0, 1)]
+    run.save("encoderec_models", rows)
+    assert run.backbone("EncodeRec-22M", 1) == ("/m/1", 1)
+    assert run.backbone("EncodeRec-22M", 5) == ("/m/0", 0)  # no such seed: the first one
+    assert run.base_encoder("EncodeRec-22M") == "all-MiniLM-L6-v2" and run.base_encoder("tfidf-svd") is None
+    with pytest.raises(EncoderecError, match="lists no such model"):
+        run.backbone("EncodeRec-110M")

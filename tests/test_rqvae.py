@@ -179,3 +179,58 @@ def test_residual_kmeans_validates(mixture):
         ResidualKMeans().transform(mixture)
     with pytest.raises(EncoderecError, match="at least 256"):
         ResidualKMeans().fit(mixture[:100])
+
+
+# --------------------------------------------------------------------------- the cached pipeline (semantic_ids.tokenize)
+
+
+def test_tokenize_fits_on_the_given_items_and_caches(mixture, tmp_path):
+    from encoderec.semantic_ids import tokenize
+
+    config = RQVAEConfig(**SMALL)
+    fit_items = np.flatnonzero(np.arange(2000) % 10)  # 1,800 of the 2,000 items
+    first = tokenize(mixture, fit_items, "rqvae", config, cache_dir=tmp_path, progress=False)
+    expected = RQVAE(config).fit(mixture[fit_items], progress=False).transform(mixture)
+    assert np.array_equal(first.codes, expected)
+    assert first.info["fit_items"] == 1800 and first.info["items"] == 2000
+    assert first.info["hungarian"]["possible"]
+    assert len(np.unique(first.unique, axis=0)) == 2000
+    assert np.array_equal(first.unique[:, :2], first.codes[:, :2])  # only the last level moves
+    assert len(first.info["history"]) == SMALL["epochs"]
+
+    cached = tokenize(mixture, fit_items, "rqvae", config, cache_dir=tmp_path, progress=False)
+    assert np.array_equal(cached.codes, first.codes) and np.array_equal(cached.unique, first.unique)
+    assert cached.info == first.info
+    assert len(list((tmp_path / "semantic_ids").glob("*.json"))) == 2  # codes and collision-free codes
+
+    other = tokenize(mixture, fit_items, "rqvae", RQVAEConfig(**{**SMALL, "seed": 1}), cache_dir=tmp_path,
+                     progress=False)
+    assert not np.array_equal(other.codes, first.codes)  # a new key, not the cached entry
+    assert len(list((tmp_path / "semantic_ids").glob("*.json"))) == 4
+
+
+def test_tokenize_with_residual_kmeans_and_an_impossible_collision_free_level(tmp_path):
+    from encoderec.semantic_ids import tokenize
+
+    rng = np.random.default_rng(0)
+    x = np.repeat(rng.normal(size=(4, 8)), 10, axis=0).astype(np.float32)  # 4 points, 10 copies each
+    result = tokenize(x, np.arange(40), "rkmeans", RQVAEConfig(levels=2, codebook_size=4), cache_dir=tmp_path,
+                      progress=False)
+    assert result.codes.shape == (40, 2) and result.info["tokenizer"] == "rkmeans"
+    assert result.unique is None and not result.info["hungarian"]["possible"]  # 10 copies > 4 last codes
+    assert "more than the 4 last-level codes" in result.info["hungarian"]["why"]
+    assert tokenize(x, np.arange(40), "rkmeans", RQVAEConfig(levels=2, codebook_size=4),
+                    cache_dir=tmp_path).unique is None
+
+
+@pytest.mark.parametrize(
+    "kind, fit_items, message",
+    [("vq", np.arange(10), "tokenizer 'vq': expected one of rqvae, rkmeans"),
+     ("rqvae", np.array([0, 99]), r"fit_items: expected item indices in \[0, 40\)"),
+     ("rqvae", np.array([], dtype=int), "fit_items")],
+)
+def test_tokenize_rejects_bad_arguments(kind, fit_items, message, tmp_path):
+    from encoderec.semantic_ids import tokenize
+
+    with pytest.raises(EncoderecError, match=message):
+        tokenize(np.zeros((40, 4), np.float32), fit_items, kind, cache_dir=tmp_path)

@@ -1,0 +1,257 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python (encoderec)
+#     language: python
+#     name: encoderec
+# ---
+
+# %% [markdown]
+# # 03 · Semantic IDs and collisions
+#
+# TIGER turns every item embedding into a short tuple of codes, its **semantic ID**: an RQ-VAE quantises the
+# embedding residually with 3 levels of 256 codes. Two items that get the same three codes **collide**; TIGER then
+# appends a 4th code (0, 1, 2, ...) to tell them apart, a code that carries no meaning. The paper says that with
+# EncodeRec's embeddings "EncodeRec eliminates Semantic ID collisions entirely". We test that here.
+#
+# For each dataset, backbone, tokenizer and seed: fit the tokenizer on the embeddings of the **training items**
+# (the items of the leave-one-out training sequences), give every item its ID, and measure
+#
+# * the **collision rate** at 1, 2 and 3 levels, (items − distinct IDs) / items, the largest group, and the share of
+#   items that need a non-zero 4th code;
+# * codebook **usage** and normalised **entropy** per level, and the relative reconstruction error;
+# * colliding items whose text is **identical** to another item of their group (no encoder can separate them)
+#   versus different text, and the **avoidable** collision rate once identical texts may share an ID;
+# * whether a Hungarian re-assignment of the last level inside each prefix group makes the 3-code IDs unique
+#   without a 4th code (reported apart: it changes the IDs TIGER would train on).
+#
+# Backbones: a TF-IDF + SVD baseline (no language model), the base sentence encoders, and the EncodeRec models of
+# `01_encoderec` (for seed *s*, the EncodeRec model trained with seed *s* when there is one). Tokenizers: the
+# RQ-VAE (`rqvae`) and residual k-means (`rkmeans`, no network). Fitted IDs are cached and reused by `05_tiger`.
+
+# %% tags=["parameters"]
+profile = "default"
+data_dir = None
+output_root = None
+datasets = ["Scientific", "Office", "Beauty", "Toys"]
+backbones = ["tfidf-svd", "all-MiniLM-L6-v2", "EncodeRec-22M"]
+tokenizers = ["rqvae", "rkmeans"]
+seeds = [0]
+rqvae = {}  # RQVAEConfig fields to change, e.g. {"epochs": 50}; TIGER's settings otherwise
+max_items = None  # a seeded sample of each catalogue (smoke tests); None: every item
+map_dataset = "Scientific"
+
+# %%
+import numpy as np
+import pandas as pd
+import plotly.express as px
+from IPython.display import display
+
+from encoderec import collisions, data, embeddings, plots, report, semantic_ids, space
+from encoderec.rqvae import RQVAEConfig
+
+plots.setup_notebook()
+run = report.start("03_semantic_ids", dict(profile=profile, datasets=datasets, backbones=backbones,
+                                           tokenizers=tokenizers, seeds=seeds, rqvae=rqvae, max_items=max_items,
+                                           map_dataset=map_dataset), output_root)
+print(RQVAEConfig(**rqvae))
+
+# %% [markdown]
+# ## The catalogues
+# Every item is embedded from its full text (title, then description, features, brand and categories). Items
+# whose text repeats elsewhere in the catalogue are counted: whatever the encoder, they get the same embedding.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+catalogues = {}
+for name in datasets:
+    ds = data.load_dataset(name, data_dir)
+    items = np.arange(len(ds.items))
+    if max_items and max_items < len(items):
+        items = np.sort(np.random.default_rng(0).choice(items, max_items, replace=False))
+    train = np.flatnonzero(np.isin(items, data.training_items(ds)))  # positions within `items`
+    texts = data.TextView().full(ds)
+    catalogues[name] = {"dataset": ds, "items": items, "fit_items": train, "texts": [texts[i] for i in items]}
+
+catalogue_table = pd.DataFrame([{
+    "dataset": name, "items": len(c["items"]), "fit (training) items": len(c["fit_items"]),
+    "distinct texts": len(set(c["texts"])),
+    "items sharing their text": len(c["texts"]) - len(set(c["texts"])),
+} for name, c in catalogues.items()])
+print(catalogue_table.to_string(index=False))
+
+# %% [markdown]
+# ## Tokenize
+# One fit per dataset × backbone × tokenizer × seed (cached: a re-run only reads the IDs back).
+
+# %%
+rows, ids = [], {}
+for name, cat in catalogues.items():
+    for backbone in backbones:
+        for seed in seeds:
+            encoder, model_seed = run.backbone(backbone, seed)
+            x = embeddings.encode(encoder, cat["texts"], view=f"{name}:items")
+            config = RQVAEConfig(**{**rqvae, "seed": seed})
+            for kind in tokenizers:
+                result = semantic_ids.tokenize(x, cat["fit_items"], kind, config)
+                ids[(name, backbone, kind, seed)] = result
+                info = result.info
+                rows.append({
+                    "dataset": name, "backbone": backbone, "tokenizer": kind, "seed": seed, "model seed": model_seed,
+                    **collisions.collision_report(result.codes, cat["texts"], codebook_size=config.codebook_size,
+                                                  reconstruction_error=info["relative_reconstruction_error"]),
+                    "fit_items": info["fit_items"], "fit_seconds": info["fit_seconds"],
+                    "hungarian_possible": info["hungarian"]["possible"],
+                    "hungarian_changed": info["hungarian"].get("changed"),
+                    "max_4th_code": int(semantic_ids.with_dedup_code(result.codes)[:, -1].max()),
+                })
+table = pd.DataFrame(rows)
+print(f"{len(table)} tokenizations, {table.fit_seconds.sum():.0f} s of fitting (for cached IDs, the time of the "
+      "run that made them)")
+
+# %% [markdown]
+# ## The collision table
+# Mean over seeds (± standard deviation where there are several). `coll@3` is the share of items whose 3-code ID
+# is not their own: the paper's claim is that it is 0 for EncodeRec. `avoidable` discounts items whose text is
+# identical to another item's in the same ID. `max group` is the largest number of items sharing one ID, i.e.
+# the largest 4th code + 1.
+
+# %%
+KEYS = ["dataset", "backbone", "tokenizer"]
+SHOWN = {"collision_rate@1": "coll@1", "collision_rate@2": "coll@2", "collision_rate@3": "coll@3",
+         "avoidable_collision_rate": "avoidable", "max_group": "max group", "usage@1": "usage@1",
+         "usage@2": "usage@2", "usage@3": "usage@3", "entropy@3": "entropy@3", "reconstruction_error": "rel. error",
+         "colliding_identical_text": "colliding, same text", "colliding_different_text": "colliding, other text"}
+order = {"backbone": backbones, "dataset": datasets, "tokenizer": tokenizers}
+order = {key: {value: i for i, value in enumerate(values)} for key, values in order.items()}
+summary = table.groupby(KEYS, sort=False)[list(SHOWN)].agg(["mean", "std"])
+summary = summary.reset_index().sort_values(KEYS, key=lambda column: column.map(order[column.name]))
+
+
+def mean_pm_std(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame[[(k, "") for k in KEYS]].copy()
+    out.columns = KEYS
+    for key, label in SHOWN.items():
+        mean, std = frame[(key, "mean")], frame[(key, "std")]
+        digits = 0 if key.startswith(("max_", "colliding")) else 4
+        out[label] = [f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if len(seeds) > 1 else "") for m, s in zip(mean, std)]
+    return out
+
+
+collision_table = mean_pm_std(summary)
+
+# %%
+print(collision_table.to_string(index=False))
+
+# %% [markdown]
+# ## Does EncodeRec eliminate collisions?
+# Definition used: a tokenizer **eliminates collisions** on a catalogue when every item gets its own 3-code ID
+# from the RQ-VAE (collision rate @ 3 = 0, no 4th code needed), for every seed. The weaker claims checked beside
+# it: EncodeRec has **fewer** collisions than its base encoder on the same catalogue and seed, and none once items
+# with identical text may share an ID.
+
+# %%
+tuned = [b for b in backbones if run.base_encoder(b)]
+rq = table[table.tokenizer == "rqvae"].set_index(["dataset", "backbone", "seed"]).sort_index()
+
+verdicts = []
+for model in tuned:
+    base = run.base_encoder(model)
+    for name in datasets:
+        ours = rq.loc[(name, model)]
+        verdict = {"dataset": name, "model": model, "base": base,
+                   "EncodeRec coll@3": ours["collision_rate@3"].mean(),
+                   "EncodeRec avoidable": ours["avoidable_collision_rate"].mean(),
+                   "eliminated (all seeds)": bool((ours["collision_rate@3"] == 0).all()),
+                   "eliminated apart from identical texts": bool((ours["avoidable_collision_rate"] == 0).all())}
+        if base in backbones:
+            theirs = rq.loc[(name, base)]
+            verdict["base coll@3"] = theirs["collision_rate@3"].mean()
+            verdict["fewer than base (seeds)"] = f"{int((ours['collision_rate@3'] < theirs['collision_rate@3']).sum())}/{len(ours)}"
+        verdicts.append(verdict)
+verdict_table = pd.DataFrame(verdicts)
+display(verdict_table.round(4))
+
+eliminated = bool(verdict_table["eliminated (all seeds)"].all()) if len(verdict_table) else None
+if eliminated is None:
+    statement = "No EncodeRec model among the backbones: the claim is not tested in this run."
+elif eliminated:
+    statement = "HOLDS here: every EncodeRec RQ-VAE tokenization gave every item its own 3-code ID."
+else:
+    worst = verdict_table.sort_values("EncodeRec coll@3").iloc[-1]
+    statement = (f"DOES NOT HOLD here: EncodeRec's RQ-VAE IDs still collide on "
+                 f"{int((~verdict_table['eliminated (all seeds)']).sum())} of {len(verdict_table)} catalogue/model "
+                 f"pairs (worst: {worst['dataset']}, collision rate @ 3 = {worst['EncodeRec coll@3']:.2%}).")
+print("Claim 'EncodeRec eliminates Semantic ID collisions entirely':", statement)
+
+# %% [markdown]
+# ## Making the 3-code IDs unique without a 4th code
+# Inside each group of items sharing the first two codes, the Hungarian algorithm gives the colliding items
+# distinct third codes at the least total distance. It fails only where a prefix group holds more items than the
+# codebook has codes. The IDs change for the items listed; TIGER's default (the 4th code) is what `05_tiger` uses.
+
+# %%
+hungarian = table[KEYS + ["seed", "collision_rate@3", "hungarian_possible", "hungarian_changed"]]
+display(hungarian[hungarian.tokenizer == "rqvae"].drop(columns="tokenizer").round(4))
+
+# %% [markdown]
+# ## Pictures
+# Collision rate at 3 levels per catalogue and backbone (RQ-VAE, mean over seeds), the codebook usage per level,
+# and how large the collision groups are.
+
+# %%
+fig = px.bar(table[table.tokenizer == "rqvae"].groupby(["dataset", "backbone"], sort=False, as_index=False)
+             ["collision_rate@3"].mean(), x="dataset", y="collision_rate@3", color="backbone", barmode="group",
+             title="RQ-VAE semantic IDs: share of items without an ID of their own (3 codes)")
+fig.update_layout(yaxis_tickformat=".1%")
+run.figure(fig, "collision_rate").show()
+
+# %%
+usage = table.melt(id_vars=KEYS + ["seed"], value_vars=[f"usage@{level}" for level in (1, 2, 3)],
+                   var_name="level", value_name="codebook usage")
+usage["level"] = usage["level"].str.removeprefix("usage@")
+fig = px.bar(usage.groupby(KEYS + ["level"], sort=False, as_index=False)["codebook usage"].mean(), x="level",
+             y="codebook usage", color="backbone", barmode="group", facet_col="tokenizer", facet_row="dataset",
+             height=220 * len(datasets), title="Share of each level's codes used by at least one item")
+run.figure(fig, "codebook_usage").show()
+
+# %%
+sizes = []
+for (name, backbone, kind, seed), result in ids.items():
+    if kind == "rqvae" and seed == seeds[0] and name == map_dataset:
+        for size, count in zip(*np.unique(collisions.group_sizes(result.codes), return_counts=True)):
+            sizes.append({"backbone": backbone, "items sharing an ID": int(size), "IDs": int(count)})
+fig = px.bar(pd.DataFrame(sizes), x="items sharing an ID", y="IDs", color="backbone", barmode="group", log_y=True,
+             title=f"{map_dataset}, RQ-VAE seed {seeds[0]}: how many IDs are shared by 1, 2, 3, ... items")
+run.figure(fig, "group_sizes").show()
+
+# %% [markdown]
+# ## The embedding space coloured by first code
+# UMAP of each backbone's item embeddings of one catalogue, each item coloured by its first RQ-VAE code (the 11
+# most frequent codes, the rest grey as "other"). A good first level splits the map into contiguous regions.
+
+# %%
+cat = catalogues[map_dataset]
+titles = [data.clean_text(cat["dataset"].items[i]["title"]) for i in cat["items"]]
+for backbone in backbones:
+    encoder, _ = run.backbone(backbone, seeds[0])
+    x = embeddings.encode(encoder, cat["texts"], view=f"{map_dataset}:items")
+    first = ids[(map_dataset, backbone, "rqvae", seeds[0])].codes[:, 0]
+    top = set(pd.Series(first).value_counts().index[:11])
+    labels = [f"code {c:03d}" if c in top else "other" for c in first]
+    fig = plots.embedding_map(space.umap_coordinates(x), labels, titles,
+                              f"{map_dataset}: {backbone}, coloured by first RQ-VAE code")
+    run.figure(fig, f"umap_first_code_{map_dataset}_{backbone}").show()
+
+# %%
+run.save("collisions", table, summary=collision_table.to_dict(orient="records"),
+         verdict=verdict_table.to_dict(orient="records"), claim=statement,
+         catalogues=catalogue_table.to_dict(orient="records"), rqvae_config=vars(RQVAEConfig(**rqvae)))
