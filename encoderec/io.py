@@ -119,3 +119,11 @@ def sha256_text(*parts: str) -> str:
         h.update(part.encode("utf-8"))
         h.update(b"\0")
     return h.hexdigest()
+
+
+def sha256_array(array: Any) -> str:
+    """A key for an array's exact contents: dtype, shape and bytes."""
+    import numpy as np
+
+    array = np.ascontiguousarray(array)
+    return sha256_text(str(array.dtype), str(array.shape), hashlib.sha256(array.tobytes()).hexdigest())

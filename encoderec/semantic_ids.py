@@ -19,7 +19,6 @@ keep the result in `<cache dir>/semantic_ids/` so a re-run (or the TIGER noteboo
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from scipy.optimize import linear_sum_assignment
 
 from encoderec import config as settings
 from encoderec.errors import EncoderecError
-from encoderec.io import read_json, sha256_text, write_json
+from encoderec.io import read_json, sha256_array, sha256_text, write_json
 from encoderec.rqvae import RQVAE, ResidualKMeans, RQVAEConfig, check_embeddings, default_device
 
 
@@ -183,7 +182,7 @@ def tokenize(
         raise EncoderecError(f"fit_items: expected item indices in [0, {len(x)}), got {len(fit_items)} of them")
     settings_key = {**dataclasses.asdict(config), "hidden_dims": list(config.hidden_dims),
                     "device": config.device or default_device()}  # as it reads back from JSON
-    key = sha256_text(kind, repr(sorted(settings_key.items())), _array_key(x), _array_key(fit_items))
+    key = sha256_text(kind, repr(sorted(settings_key.items())), sha256_array(x), sha256_array(fit_items))
     folder = Path(cache_dir) if cache_dir is not None else settings.cache_dir()
     path, unique_path = folder / "semantic_ids" / f"{key}.json", folder / "semantic_ids" / f"{key}.unique.json"
     if path.exists():
@@ -212,10 +211,6 @@ def tokenize(
         save_ids(unique_path, unique, info)
     save_ids(path, codes, info)  # last: its presence marks a complete entry
     return Tokenized(codes, unique, info)
-
-
-def _array_key(array: np.ndarray) -> str:
-    return sha256_text(str(array.dtype), str(array.shape), hashlib.sha256(array.tobytes()).hexdigest())
 
 
 def _collision_free(codes: np.ndarray, tokenizer: RQVAE | ResidualKMeans, x: np.ndarray) -> tuple[Any, dict]:

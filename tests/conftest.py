@@ -91,3 +91,17 @@ def tiny_st_model(tiny_bert, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-st")
     model.save_pretrained(str(folder))
     return folder
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on a shared 2-core machine: a second thread only waits for the first (10x slower under load)."""
+    import faiss
+    import torch
+
+    threads, faiss_threads = torch.get_num_threads(), faiss.omp_get_max_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(faiss_threads)

@@ -47,6 +47,18 @@ def test_training_items_are_those_of_the_training_sequences(tiny):
     assert data.training_items(ds, "timestamp") == [0, 1, 2, 3]
 
 
+def test_sample_users_keeps_their_items_renumbered(tiny):
+    ds = data.load_dataset("Tiny", tiny)
+    sample = data.sample_users(ds, 1, seed=0)
+    assert len(sample.sequences) == 1 and len(sample.timestamps) == 1
+    user = next(u for u, seq in enumerate(ds.sequences) if len(seq) == len(sample.sequences[0])
+                and [ds.items[i] for i in seq] == [sample.items[i] for i in sample.sequences[0]])
+    assert len(sample.items) == len(set(ds.sequences[user]))
+    assert sorted({i for seq in sample.sequences for i in seq}) == list(range(len(sample.items)))
+    assert data.sample_users(ds, 3) is ds
+    assert data.sample_users(ds, 2, seed=0).sequences == data.sample_users(ds, 2, seed=0).sequences
+
+
 def test_timestamp_split(tiny):
     ds = data.load_dataset("Tiny", tiny)
     split = data.split(ds, "timestamp", valid_start=30, test_start=40)

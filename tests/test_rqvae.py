@@ -1,4 +1,3 @@
-import faiss
 import numpy as np
 import pytest
 import torch
@@ -10,15 +9,7 @@ from encoderec.semantic_ids import collision_free_last_level
 SMALL = dict(hidden_dims=(64, 32), latent_dim=8, codebook_size=64, epochs=12, batch_size=128, lr=3e-3, device="cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: a second thread only waits for the first (10x slower under load)."""
-    threads, faiss_threads = torch.get_num_threads(), faiss.omp_get_max_threads()
-    torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    faiss.omp_set_num_threads(faiss_threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

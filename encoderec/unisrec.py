@@ -1,0 +1,330 @@
+"""UniSRec on frozen text embeddings, and ID-only SASRec, with one trainer and full-ranking evaluation.
+
+    model = SequentialRecommender(UniSRecConfig(mode="inductive")).fit(split, n_items, text_embeddings)
+    ranks = model.rank(split.test)                 # 0-based rank of each user's next item among ALL items
+
+Item representation e_i, by `mode`:
+
+    inductive     e_i = MoE(t_i)                     t_i = the item's frozen text embedding
+    transductive  e_i = MoE(t_i) + v_i               v_i = a learned item-ID embedding
+    id            e_i = v_i                          (SASRec: no text at all)
+
+MoE is UniSRec's adaptor: `experts` parametric-whitening experts, expert k = (drop(t) - b_k) W_k (b_k learned,
+W_k text_dim x hidden without bias), mixed by a gate softmax(t W_g + noise), the noise N(0, 1) scaled by
+softplus(t W_n) + 0.01 in training only.
+
+Sequence encoder (SASRec): s = LayerNorm(e_{i_1..i_T} + p_{1..T}), dropout, `layers` post-norm transformer layers
+with causal attention (GELU, `inner_size` feed-forward), and the user's vector u = the output at the last item.
+
+Loss: cross-entropy of the next item over all items on cos(u, e_i) / temperature, for every prefix of every
+training sequence (history cut to its last `max_len` items). Adam; after each epoch, NDCG@10 on the validation
+examples; training stops after `patience` epochs without a better one and keeps the best epoch's weights.
+
+Differences from RecBole's UniSRec, chosen for speed on a CPU and stated here: the adaptor is applied once per
+step to all items, so an item in a history and the same item as a candidate share one dropout draw, and the experts
+share one dropout mask (RecBole draws one per expert: drawing the masks took a third of a training step); batches are
+built from examples of similar length (shuffled within buckets) so a batch is padded to its own longest history,
+not to max_len. The ID-only SASRec uses the same cosine / temperature scoring, so only the item representation
+differs between the three modes.
+
+Ranking: every item scores, the user's history items are excluded (the mirrored datasets have no repeated
+item in a sequence), rank = number of items scoring above the target.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from encoderec import config as settings
+from encoderec import metrics
+from encoderec.data import Example, Split
+from encoderec.errors import EncoderecError
+from encoderec.io import read_json, sha256_array, sha256_text, write_json
+
+MODES = ("inductive", "transductive", "id")
+
+
+@dataclass
+class UniSRecConfig:
+    """Defaults are UniSRec's (reference-settings.md, UniSRec section)."""
+
+    mode: str = "inductive"
+    hidden_size: int = 300
+    layers: int = 2
+    heads: int = 2
+    inner_size: int = 256
+    dropout: float = 0.5  # hidden and attention
+    adaptor_dropout: float = 0.2
+    experts: int = 8
+    temperature: float = 0.07
+    max_len: int = 50
+    lr: float = 1e-3
+    batch_size: int = 2048
+    epochs: int = 300
+    patience: int = 10
+    eval_batch_size: int = 1024
+    seed: int = 0
+    device: str | None = None  # None: CUDA when available
+
+    def __post_init__(self) -> None:
+        checks = {
+            "mode": (self.mode in MODES, f"one of {', '.join(MODES)}"),
+            "hidden_size": (self.hidden_size > 0 and self.hidden_size % self.heads == 0, "a multiple of heads"),
+            "temperature": (self.temperature > 0, "a positive number"),
+            "dropout": (0 <= self.dropout < 1, "in [0, 1)"),
+            "adaptor_dropout": (0 <= self.adaptor_dropout < 1, "in [0, 1)"),
+        }
+        for name in ("layers", "heads", "inner_size", "experts", "max_len", "batch_size", "epochs", "patience",
+                     "eval_batch_size"):
+            checks[name] = (isinstance(getattr(self, name), int) and getattr(self, name) > 0, "a positive integer")
+        for name, (valid, expected) in checks.items():
+            if not valid:
+                raise EncoderecError(f"UniSRecConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class MoEAdaptor(nn.Module):
+    """UniSRec's mixture of parametric-whitening experts: text_dim -> hidden."""
+
+    def __init__(self, text_dim: int, hidden: int, experts: int, dropout: float) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(experts, text_dim))
+        self.weight = nn.Parameter(torch.randn(experts, text_dim, hidden) * 0.02)
+        self.gate = nn.Parameter(torch.zeros(text_dim, experts))
+        self.noise = nn.Parameter(torch.zeros(text_dim, experts))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, t: Tensor) -> Tensor:
+        logits = t @ self.gate
+        if self.training:
+            logits = logits + torch.randn_like(logits) * (F.softplus(t @ self.noise) + 1e-2)
+        gates = logits.softmax(-1)  # (n, experts)
+        experts, text_dim, hidden = self.weight.shape
+        # (drop(t) - b_k) W_k = drop(t) W_k - b_k W_k: one matrix product for all experts
+        projected = (self.dropout(t) @ self.weight.transpose(0, 1).reshape(text_dim, experts * hidden))
+        shifts = torch.einsum("ed,edh->eh", self.bias, self.weight)
+        return torch.einsum("ne,neh->nh", gates, projected.view(-1, experts, hidden) - shifts)
+
+
+class UniSRec(nn.Module):
+    """Item representations (by mode) and the SASRec sequence encoder; item ids are 1..n, 0 pads."""
+
+    def __init__(self, cfg: UniSRecConfig, n_items: int, text: Tensor | None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.mode != "id":
+            self.register_buffer("text", text)  # (n_items, text_dim), frozen
+            self.adaptor = MoEAdaptor(text.shape[1], cfg.hidden_size, cfg.experts, cfg.adaptor_dropout)
+        if cfg.mode != "inductive":
+            self.item_id = nn.Embedding(n_items, cfg.hidden_size)
+            nn.init.normal_(self.item_id.weight, std=0.02)
+        self.position = nn.Embedding(cfg.max_len, cfg.hidden_size)
+        nn.init.normal_(self.position.weight, std=0.02)
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=1e-12)
+        self.dropout = nn.Dropout(cfg.dropout)
+        layer = nn.TransformerEncoderLayer(cfg.hidden_size, cfg.heads, cfg.inner_size, cfg.dropout,
+                                           activation="gelu", layer_norm_eps=1e-12, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+
+    def items(self) -> Tensor:
+        """(n_items, hidden): every item's representation e_i."""
+        if self.cfg.mode == "id":
+            return self.item_id.weight
+        e = self.adaptor(self.text)
+        return e + self.item_id.weight if self.cfg.mode == "transductive" else e
+
+    def users(self, histories: Tensor, lengths: Tensor, items: Tensor) -> Tensor:
+        """(batch, hidden) user vectors from right-padded item histories (0-based item ids, -1 pads)."""
+        steps = histories.shape[1]
+        x = items[histories.clamp(min=0)] + self.position.weight[:steps]
+        x = self.dropout(self.norm(x))
+        causal = nn.Transformer.generate_square_subsequent_mask(steps, device=x.device)
+        out = self.encoder(x, mask=causal, is_causal=True)  # right padding: real items never see a pad
+        return out[torch.arange(len(out), device=out.device), lengths - 1]
+
+    def logits(self, histories: Tensor, lengths: Tensor) -> Tensor:
+        """(batch, n_items) cos(u, e_i) / temperature."""
+        items = self.items()
+        users = self.users(histories, lengths, items)
+        return F.normalize(users, dim=-1) @ F.normalize(items, dim=-1).T / self.cfg.temperature
+
+
+# --------------------------------------------------------------------------- examples and batches
+
+
+def training_examples(train: Sequence[Sequence[int]]) -> list[Example]:
+    """Every prefix of every training sequence: (items before position t, the item at t), t >= 1."""
+    return [Example(user, list(seq[:t]), seq[t]) for user, seq in enumerate(train) for t in range(1, len(seq))]
+
+
+def batches(examples: Sequence[Example], batch_size: int, max_len: int,
+            generator: torch.Generator | None = None) -> list[np.ndarray]:
+    """Index batches of examples of similar history length. With a generator: shuffled, then sorted by length
+    inside windows of 32 batches, and the batches shuffled; without: in length order."""
+    lengths = np.array([min(len(e.history), max_len) for e in examples])
+    if generator is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    order = torch.randperm(len(examples), generator=generator).numpy()
+    window = 32 * batch_size
+    order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
+                            for chunk in np.split(order, range(window, len(order), window))])
+    parts = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [parts[i] for i in torch.randperm(len(parts), generator=generator).tolist()]
+
+
+def collate(examples: Sequence[Example], max_len: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(histories right-padded with -1 to the batch's longest, their lengths, targets) for a batch."""
+    histories = [e.history[-max_len:] for e in examples]
+    lengths = torch.tensor([len(h) for h in histories])
+    if lengths.min() < 1:
+        raise EncoderecError("an example has an empty history; every example needs at least one earlier item")
+    padded = torch.full((len(histories), int(lengths.max())), -1, dtype=torch.long)
+    for row, h in enumerate(histories):
+        padded[row, : len(h)] = torch.tensor(h)
+    return padded, lengths, torch.tensor([e.target for e in examples])
+
+
+# --------------------------------------------------------------------------- training and ranking
+
+
+class SequentialRecommender:
+    """Fit with early stopping on validation NDCG@10, then rank the next item of any examples.
+
+    After `fit`, `history` holds one dict per epoch (loss, valid Recall@10 / NDCG@10, seconds) and `best_epoch`
+    the epoch whose weights the model keeps.
+    """
+
+    def __init__(self, config: UniSRecConfig | None = None) -> None:
+        self.config = config or UniSRecConfig()
+        self.model: UniSRec | None = None
+        self.history: list[dict[str, Any]] = []
+        self.best_epoch: int | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def fit(self, split: Split, n_items: int, text_embeddings: np.ndarray | None = None,
+            progress: bool = True) -> SequentialRecommender:
+        cfg = self.config
+        text = self._text(text_embeddings, n_items)
+        train = training_examples(split.train)
+        if not train or not split.valid:
+            raise EncoderecError("fit: the split has no training prefixes or no validation examples")
+        _check_items(train + list(split.valid), n_items)
+        cuda = [self.device.index or torch.cuda.current_device()] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(cfg.seed)
+            self.model = UniSRec(cfg, n_items, text).to(self.device)
+            generator = torch.Generator().manual_seed(cfg.seed)
+            self._train(train, split.valid, generator, progress)
+        return self
+
+    def _text(self, text_embeddings: np.ndarray | None, n_items: int) -> Tensor | None:
+        if self.config.mode == "id":
+            return None
+        if text_embeddings is None:
+            raise EncoderecError(f"mode {self.config.mode!r} needs text embeddings; pass one row per item")
+        text = np.asarray(text_embeddings, dtype=np.float32)
+        if text.ndim != 2 or len(text) != n_items or not np.isfinite(text).all():
+            raise EncoderecError(f"text embeddings: expected {n_items} finite rows (one per item), got shape "
+                                 f"{text.shape}")
+        return torch.from_numpy(text)
+
+    def _train(self, train: list[Example], valid: Sequence[Example], generator: torch.Generator,
+               progress: bool) -> None:
+        cfg, model = self.config, self.model
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        best, best_state, self.history = -math.inf, None, []
+        bar = tqdm(range(cfg.epochs), desc=f"UniSRec ({cfg.mode})", disable=not progress, leave=False)
+        for epoch in bar:
+            start, total = time.perf_counter(), 0.0
+            model.train()
+            for idx in batches(train, cfg.batch_size, cfg.max_len, generator):
+                histories, lengths, targets = (t.to(self.device) for t in collate([train[i] for i in idx], cfg.max_len))
+                loss = F.cross_entropy(model.logits(histories, lengths), targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(idx)
+            scores = metrics.summarize(metrics.per_query(self.rank(valid), ks=(10,)))
+            self.history.append({"epoch": epoch, "loss": total / len(train), "valid Recall@10": scores["Recall@10"],
+                                 "valid NDCG@10": scores["NDCG@10"], "seconds": time.perf_counter() - start})
+            bar.set_postfix(loss=f"{total / len(train):.3f}", ndcg=f"{scores['NDCG@10']:.4f}")
+            if scores["NDCG@10"] > best:
+                best, best_state, self.best_epoch = scores["NDCG@10"], copy.deepcopy(model.state_dict()), epoch
+            elif epoch - self.best_epoch >= cfg.patience:
+                break
+        model.load_state_dict(best_state)
+        model.eval()
+
+    @torch.no_grad()
+    def rank(self, examples: Sequence[Example]) -> np.ndarray:
+        """0-based rank of each example's target among all items, its history items excluded."""
+        if self.model is None:
+            raise EncoderecError("rank: the model is not fitted; call fit(split, n_items, text_embeddings) first")
+        was_training = self.model.training
+        self.model.eval()
+        ranks = np.empty(len(examples), dtype=np.int64)
+        for idx in batches(examples, self.config.eval_batch_size, self.config.max_len):
+            batch = [examples[i] for i in idx]
+            histories, lengths, targets = (t.to(self.device) for t in collate(batch, self.config.max_len))
+            scores = self.model.logits(histories, lengths)
+            seen = torch.zeros_like(scores, dtype=torch.bool)
+            for row, e in enumerate(batch):  # the whole history, also beyond max_len
+                seen[row, e.history] = True
+            scores = scores.masked_fill(seen, -math.inf)
+            target_scores = scores.gather(1, targets[:, None])
+            ranks[idx] = (scores > target_scores).sum(1).cpu().numpy()
+        self.model.train(was_training)
+        return ranks
+
+
+def fit_and_rank(split: Split, n_items: int, text_embeddings: np.ndarray | None, config: UniSRecConfig,
+                 cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+    """Fit, then rank the validation and test examples; the result is kept in <cache dir>/unisrec/<key>.json.
+
+    The key hashes the config (device resolved), the text embeddings and the split, so a re-run is a read.
+    Returns {"config", "best_epoch", "history", "fit_seconds", "rank_seconds", "valid_ranks", "test_ranks"}.
+    """
+    recommender = SequentialRecommender(config)
+    resolved = {**dataclasses.asdict(config), "device": recommender.device.type}
+    text_key = "none" if config.mode == "id" or text_embeddings is None else sha256_array(text_embeddings)
+    key = sha256_text(repr(sorted(resolved.items())), text_key, str(n_items), repr(split))
+    path = Path(cache_dir or settings.cache_dir()) / "unisrec" / f"{key}.json"
+    if path.exists():
+        return read_json(path)
+    start = time.perf_counter()
+    recommender.fit(split, n_items, text_embeddings, progress)
+    fitted = time.perf_counter()
+    result = {
+        "config": resolved, "best_epoch": recommender.best_epoch, "history": recommender.history,
+        "fit_seconds": round(fitted - start, 1),
+        "valid_ranks": recommender.rank(split.valid).tolist(), "test_ranks": recommender.rank(split.test).tolist(),
+    }
+    result["rank_seconds"] = round(time.perf_counter() - fitted, 2)
+    write_json(path, result, indent=None)
+    return result
+
+
+def _check_items(examples: Sequence[Example], n_items: int) -> None:
+    for e in examples:
+        if not 0 <= e.target < n_items or any(not 0 <= i < n_items for i in e.history):
+            raise EncoderecError(f"user {e.user}: an item id outside 0..{n_items - 1}")

@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+import torch
+
+from encoderec import metrics
+from encoderec.data import Example, leave_one_out
+from encoderec.errors import EncoderecError
+from encoderec.unisrec import (
+    MoEAdaptor,
+    SequentialRecommender,
+    UniSRec,
+    UniSRecConfig,
+    batches,
+    collate,
+    training_examples,
+)
+
+TINY = dict(hidden_size=16, heads=2, inner_size=32, experts=2, layers=1, dropout=0.1, adaptor_dropout=0.1,
+            batch_size=128, eval_batch_size=100, epochs=15, patience=15, lr=2e-2, max_len=6, device="cpu")
+N_ITEMS = 30
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def cyclic():
+    """Users walk a cycle of 30 items (item i is always followed by i + 1), starting anywhere; text embeddings
+    place neighbouring items near each other, so both text and IDs can learn the rule."""
+    rng = np.random.default_rng(0)
+    sequences = [[(start + t) % N_ITEMS for t in range(rng.integers(4, 9))] for start in rng.integers(0, N_ITEMS, 300)]
+    angle = 2 * np.pi * np.arange(N_ITEMS) / N_ITEMS
+    text = np.column_stack([np.cos(angle), np.sin(angle), rng.normal(scale=0.1, size=(N_ITEMS, 6))]).astype(np.float32)
+    return leave_one_out(sequences), text
+
+
+def test_training_examples_are_every_prefix():
+    assert training_examples([[1, 2, 3], [4], [5, 6]]) == [
+        Example(0, [1], 2), Example(0, [1, 2], 3), Example(2, [5], 6)]
+
+
+def test_batches_cover_every_example_once_and_group_lengths():
+    examples = [Example(0, list(range(n)), 0) for n in np.random.default_rng(1).integers(1, 40, 500)]
+    shuffled = batches(examples, 32, 50, torch.Generator().manual_seed(0))
+    assert sorted(np.concatenate(shuffled).tolist()) == list(range(500))
+    assert [b.tolist() for b in shuffled] == [b.tolist() for b in batches(examples, 32, 50, torch.Generator().manual_seed(0))]
+    spread = np.mean([np.ptp([len(examples[i].history) for i in b]) for b in shuffled])
+    assert spread < 10  # random batches of 32 would span about 36 lengths
+    ordered = batches(examples, 32, 50)
+    assert np.concatenate(ordered).tolist() == np.argsort([len(e.history) for e in examples], kind="stable").tolist()
+
+
+def test_collate_right_pads_and_keeps_the_last_max_len_items():
+    histories, lengths, targets = collate([Example(0, [1, 2, 3, 4], 5), Example(1, [7], 8)], max_len=3)
+    assert histories.tolist() == [[2, 3, 4], [7, -1, -1]]
+    assert lengths.tolist() == [3, 1] and targets.tolist() == [5, 8]
+    with pytest.raises(EncoderecError, match="empty history"):
+        collate([Example(0, [], 1)], max_len=3)
+
+
+def test_moe_adaptor_is_a_gated_sum_of_whitened_projections():
+    torch.manual_seed(0)
+    moe = MoEAdaptor(text_dim=5, hidden=4, experts=3, dropout=0.2).eval()
+    with torch.no_grad():
+        moe.gate.normal_()
+        moe.bias.normal_()
+    t = torch.randn(7, 5)
+    gates = (t @ moe.gate).softmax(-1)
+    expected = sum(gates[:, k:k + 1] * ((t - moe.bias[k]) @ moe.weight[k]) for k in range(3))
+    torch.testing.assert_close(moe(t), expected)
+
+
+def test_user_vector_ignores_padding_and_future_items(cyclic):
+    split, text = cyclic
+    model = UniSRec(UniSRecConfig(**TINY), N_ITEMS, torch.from_numpy(text)).eval()
+    items = model.items()
+    short = torch.tensor([[3, 4, -1]]), torch.tensor([2])
+    longer = torch.tensor([[3, 4, 9, 9, -1, -1]]), torch.tensor([2])  # items after the length are never seen
+    torch.testing.assert_close(model.users(*short, items), model.users(*longer, items))
+
+
+@pytest.mark.parametrize("mode", ["inductive", "transductive", "id"])
+def test_each_mode_learns_the_cycle(cyclic, mode):
+    split, text = cyclic
+    model = SequentialRecommender(UniSRecConfig(mode=mode, **TINY)).fit(split, N_ITEMS, text, progress=False)
+    ndcg = metrics.summarize(metrics.per_query(model.rank(split.test)))["NDCG@10"]
+    assert ndcg > 0.8  # random ranking of 30 items gives about 0.14
+    assert len(model.history) <= TINY["epochs"] and model.history[model.best_epoch]["valid NDCG@10"] == max(
+        h["valid NDCG@10"] for h in model.history)
+
+
+def test_rank_counts_better_items_and_skips_the_history(cyclic):
+    split, text = cyclic
+    model = SequentialRecommender(UniSRecConfig(**{**TINY, "epochs": 2})).fit(split, N_ITEMS, text, progress=False)
+    examples = split.test[:20]
+    ranks = model.rank(examples)
+    for e, r in zip(examples, ranks):
+        h, n, _ = collate([e], TINY["max_len"])
+        with torch.no_grad():
+            scores = model.model.logits(h, n)[0].numpy()
+        scores[e.history] = -np.inf
+        assert r == (scores > scores[e.target]).sum()
+
+
+def test_fit_is_deterministic_and_stops_early(cyclic):
+    split, text = cyclic
+    config = UniSRecConfig(**{**TINY, "epochs": 3})
+    a = SequentialRecommender(config).fit(split, N_ITEMS, text, progress=False)
+    b = SequentialRecommender(config).fit(split, N_ITEMS, text, progress=False)
+    assert np.array_equal(a.rank(split.test), b.rank(split.test))
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    frozen = SequentialRecommender(UniSRecConfig(**{**TINY, "lr": 1e-12, "patience": 2})).fit(
+        split, N_ITEMS, text, progress=False)
+    assert len(frozen.history) < TINY["epochs"]  # no improvement: stops `patience` epochs after the best
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"mode": "hybrid"}, "UniSRecConfig.mode: expected one of inductive, transductive, id"),
+    ({"hidden_size": 15}, "UniSRecConfig.hidden_size: expected a multiple of heads"),
+    ({"epochs": 0}, "UniSRecConfig.epochs: expected a positive integer"),
+])
+def test_config_validation(change, message):
+    with pytest.raises(EncoderecError, match=message):
+        UniSRecConfig(**{**TINY, **change})
+
+
+def test_bad_inputs(cyclic):
+    split, text = cyclic
+    with pytest.raises(EncoderecError, match="needs text embeddings"):
+        SequentialRecommender(UniSRecConfig(**TINY)).fit(split, N_ITEMS, None)
+    with pytest.raises(EncoderecError, match=r"expected 30 finite rows .* got shape \(29, 8\)"):
+        SequentialRecommender(UniSRecConfig(**TINY)).fit(split, N_ITEMS, text[:29])
+    with pytest.raises(EncoderecError, match="outside 0..19"):
+        SequentialRecommender(UniSRecConfig(**{**TINY, "mode": "id"})).fit(split, 20)
+    with pytest.raises(EncoderecError, match="not fitted"):
+        SequentialRecommender().rank(split.test)
