@@ -279,6 +279,28 @@ def split(dataset: Dataset, how: str = "leave_one_out", **kwargs: Any) -> Split:
     raise EncoderecError(f"unknown split {how!r}; use 'leave_one_out' or 'timestamp'")
 
 
+def prefix_examples(train: Sequence[Sequence[int]]) -> list[Example]:
+    """Every prefix of every training sequence: (the items before position t, the item at t), t >= 1."""
+    return [Example(user, list(seq[:t]), seq[t]) for user, seq in enumerate(train) for t in range(1, len(seq))]
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Index batches of examples of similar length, so a batch is padded to its own longest example.
+
+    With `rng`: shuffled, sorted by length inside windows of 32 batches, and the batches shuffled (training);
+    without: in length order (evaluation)."""
+    lengths = np.asarray(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    order = rng.permutation(len(lengths))
+    window = 32 * batch_size
+    order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
+                            for chunk in np.split(order, range(window, len(order), window))])
+    parts = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [parts[i] for i in rng.permutation(len(parts))]
+
+
 def sample_users(dataset: Dataset, users: int, seed: int = 0) -> Dataset:
     """A seeded sample of `users` users with only the items they interacted with, renumbered 0..n-1 in their
     original order (a smaller catalogue for quick runs); the whole dataset when it has no more users."""

@@ -127,3 +127,21 @@ def sha256_array(array: Any) -> str:
 
     array = np.ascontiguousarray(array)
     return sha256_text(str(array.dtype), str(array.shape), hashlib.sha256(array.tobytes()).hexdigest())
+
+
+def cached_json(path: str | os.PathLike, compute: Any, indent: int | None = None) -> Any:
+    """The JSON at `path` when it exists, else compute(), written there atomically (a long run done once)."""
+    path = Path(path)
+    if path.exists():
+        return read_json(path)
+    result = compute()
+    write_json(path, result, indent=indent)
+    return result
+
+
+def settings_key(config: Any, ignore: tuple[str, ...] = ("device",)) -> str:
+    """A key for a config dataclass's settings; `ignore` lists those that change where a run happens, not what
+    it computes (so a run trained on a borrowed GPU is found again on a CPU, its device recorded in the result)."""
+    import dataclasses
+
+    return sha256_text(repr(sorted((k, v) for k, v in dataclasses.asdict(config).items() if k not in ignore)))

@@ -36,7 +36,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import faiss
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -136,6 +135,8 @@ def default_device() -> str:
 
 def kmeans(x: np.ndarray, k: int, seed: int, niter: int = KMEANS_ITERATIONS) -> np.ndarray:
     """k centroids of the rows of float32 `x` (faiss, seeded: the same input gives the same centroids)."""
+    import faiss  # here, not at the top: the models that only read semantic IDs run where faiss is not installed
+
     # min_points_per_centroid=1: small inputs are fine here, and faiss would otherwise warn on stderr
     km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, min_points_per_centroid=1)
     km.train(np.ascontiguousarray(x, dtype=np.float32))
@@ -437,6 +438,8 @@ class ResidualKMeans:
 
 def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Index of the nearest centroid of every row (exact search)."""
+    import faiss
+
     index = faiss.IndexFlatL2(centroids.shape[1])
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
     return index.search(x, 1)[1][:, 0].astype(np.int64)

@@ -51,9 +51,9 @@ from tqdm.auto import tqdm
 
 from encoderec import config as settings
 from encoderec import metrics
-from encoderec.data import Example, Split
+from encoderec.data import Example, Split, length_batches, prefix_examples
 from encoderec.errors import EncoderecError
-from encoderec.io import read_json, sha256_array, sha256_text, write_json
+from encoderec.io import cached_json, settings_key, sha256_array, sha256_text
 
 MODES = ("inductive", "transductive", "id")
 
@@ -165,28 +165,7 @@ class UniSRec(nn.Module):
         return F.normalize(users, dim=-1) @ F.normalize(items, dim=-1).T / self.cfg.temperature
 
 
-# --------------------------------------------------------------------------- examples and batches
-
-
-def training_examples(train: Sequence[Sequence[int]]) -> list[Example]:
-    """Every prefix of every training sequence: (items before position t, the item at t), t >= 1."""
-    return [Example(user, list(seq[:t]), seq[t]) for user, seq in enumerate(train) for t in range(1, len(seq))]
-
-
-def batches(examples: Sequence[Example], batch_size: int, max_len: int,
-            generator: torch.Generator | None = None) -> list[np.ndarray]:
-    """Index batches of examples of similar history length. With a generator: shuffled, then sorted by length
-    inside windows of 32 batches, and the batches shuffled; without: in length order."""
-    lengths = np.array([min(len(e.history), max_len) for e in examples])
-    if generator is None:
-        order = np.argsort(lengths, kind="stable")
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    order = torch.randperm(len(examples), generator=generator).numpy()
-    window = 32 * batch_size
-    order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
-                            for chunk in np.split(order, range(window, len(order), window))])
-    parts = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    return [parts[i] for i in torch.randperm(len(parts), generator=generator).tolist()]
+# --------------------------------------------------------------------------- batches
 
 
 def collate(examples: Sequence[Example], max_len: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -225,7 +204,7 @@ class SequentialRecommender:
             progress: bool = True) -> SequentialRecommender:
         cfg = self.config
         text = self._text(text_embeddings, n_items)
-        train = training_examples(split.train)
+        train = prefix_examples(split.train)
         if not train or not split.valid:
             raise EncoderecError("fit: the split has no training prefixes or no validation examples")
         _check_items(train + list(split.valid), n_items)
@@ -233,8 +212,7 @@ class SequentialRecommender:
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(cfg.seed)
             self.model = UniSRec(cfg, n_items, text).to(self.device)
-            generator = torch.Generator().manual_seed(cfg.seed)
-            self._train(train, split.valid, generator, progress)
+            self._train(train, split.valid, np.random.default_rng(cfg.seed), progress)
         return self
 
     def _text(self, text_embeddings: np.ndarray | None, n_items: int) -> Tensor | None:
@@ -248,7 +226,7 @@ class SequentialRecommender:
                                  f"{text.shape}")
         return torch.from_numpy(text)
 
-    def _train(self, train: list[Example], valid: Sequence[Example], generator: torch.Generator,
+    def _train(self, train: list[Example], valid: Sequence[Example], rng: np.random.Generator,
                progress: bool) -> None:
         cfg, model = self.config, self.model
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -257,7 +235,7 @@ class SequentialRecommender:
         for epoch in bar:
             start, total = time.perf_counter(), 0.0
             model.train()
-            for idx in batches(train, cfg.batch_size, cfg.max_len, generator):
+            for idx in length_batches(_lengths(train, cfg.max_len), cfg.batch_size, rng):
                 histories, lengths, targets = (t.to(self.device) for t in collate([train[i] for i in idx], cfg.max_len))
                 loss = F.cross_entropy(model.logits(histories, lengths), targets)
                 optimizer.zero_grad(set_to_none=True)
@@ -283,7 +261,7 @@ class SequentialRecommender:
         was_training = self.model.training
         self.model.eval()
         ranks = np.empty(len(examples), dtype=np.int64)
-        for idx in batches(examples, self.config.eval_batch_size, self.config.max_len):
+        for idx in length_batches(_lengths(examples, self.config.max_len), self.config.eval_batch_size):
             batch = [examples[i] for i in idx]
             histories, lengths, targets = (t.to(self.device) for t in collate(batch, self.config.max_len))
             scores = self.model.logits(histories, lengths)
@@ -301,27 +279,32 @@ def fit_and_rank(split: Split, n_items: int, text_embeddings: np.ndarray | None,
                  cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
     """Fit, then rank the validation and test examples; the result is kept in <cache dir>/unisrec/<key>.json.
 
-    The key hashes the config (device resolved), the text embeddings and the split, so a re-run is a read.
+    The key hashes the config (not the device), the text embeddings and the split, so a re-run is a read.
     Returns {"config", "best_epoch", "history", "fit_seconds", "rank_seconds", "valid_ranks", "test_ranks"}.
     """
     recommender = SequentialRecommender(config)
-    resolved = {**dataclasses.asdict(config), "device": recommender.device.type}
     text_key = "none" if config.mode == "id" or text_embeddings is None else sha256_array(text_embeddings)
-    key = sha256_text(repr(sorted(resolved.items())), text_key, str(n_items), repr(split))
+    key = sha256_text(settings_key(config), text_key, str(n_items), repr(split))
     path = Path(cache_dir or settings.cache_dir()) / "unisrec" / f"{key}.json"
-    if path.exists():
-        return read_json(path)
+    return cached_json(path, lambda: _fit_and_rank(recommender, split, n_items, text_embeddings, progress))
+
+
+def _fit_and_rank(recommender: SequentialRecommender, split: Split, n_items: int,
+                  text_embeddings: np.ndarray | None, progress: bool) -> dict[str, Any]:
     start = time.perf_counter()
     recommender.fit(split, n_items, text_embeddings, progress)
     fitted = time.perf_counter()
     result = {
-        "config": resolved, "best_epoch": recommender.best_epoch, "history": recommender.history,
-        "fit_seconds": round(fitted - start, 1),
+        "config": {**dataclasses.asdict(recommender.config), "device": recommender.device.type},
+        "best_epoch": recommender.best_epoch, "history": recommender.history, "fit_seconds": round(fitted - start, 1),
         "valid_ranks": recommender.rank(split.valid).tolist(), "test_ranks": recommender.rank(split.test).tolist(),
     }
     result["rank_seconds"] = round(time.perf_counter() - fitted, 2)
-    write_json(path, result, indent=None)
     return result
+
+
+def _lengths(examples: Sequence[Example], max_len: int) -> np.ndarray:
+    return np.array([min(len(e.history), max_len) for e in examples])
 
 
 def _check_items(examples: Sequence[Example], n_items: int) -> None:

@@ -66,7 +66,7 @@ for name in datasets:
         ds = data.sample_users(ds, max_users)
     prepared[name] = {"dataset": ds, "split": data.split(ds), "texts": data.TextView().full(ds)}
 data_table = pd.DataFrame([{"dataset": n, "items": len(p["dataset"].items), "users": len(p["split"].test),
-                            "training prefixes": len(usr.training_examples(p["split"].train))}
+                            "training prefixes": len(data.prefix_examples(p["split"].train))}
                            for n, p in prepared.items()])
 display(data_table)
 

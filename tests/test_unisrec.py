@@ -3,16 +3,14 @@ import pytest
 import torch
 
 from encoderec import metrics
-from encoderec.data import Example, leave_one_out
+from encoderec.data import Example, leave_one_out, length_batches, prefix_examples
 from encoderec.errors import EncoderecError
 from encoderec.unisrec import (
     MoEAdaptor,
     SequentialRecommender,
     UniSRec,
     UniSRecConfig,
-    batches,
     collate,
-    training_examples,
 )
 
 TINY = dict(hidden_size=16, heads=2, inner_size=32, experts=2, layers=1, dropout=0.1, adaptor_dropout=0.1,
@@ -32,20 +30,19 @@ def cyclic():
     return leave_one_out(sequences), text
 
 
-def test_training_examples_are_every_prefix():
-    assert training_examples([[1, 2, 3], [4], [5, 6]]) == [
+def test_prefix_examples_are_every_prefix():
+    assert prefix_examples([[1, 2, 3], [4], [5, 6]]) == [
         Example(0, [1], 2), Example(0, [1, 2], 3), Example(2, [5], 6)]
 
 
-def test_batches_cover_every_example_once_and_group_lengths():
-    examples = [Example(0, list(range(n)), 0) for n in np.random.default_rng(1).integers(1, 40, 500)]
-    shuffled = batches(examples, 32, 50, torch.Generator().manual_seed(0))
+def test_length_batches_cover_every_example_once_and_group_lengths():
+    lengths = np.random.default_rng(1).integers(1, 40, 500)
+    shuffled = length_batches(lengths, 32, np.random.default_rng(0))
     assert sorted(np.concatenate(shuffled).tolist()) == list(range(500))
-    assert [b.tolist() for b in shuffled] == [b.tolist() for b in batches(examples, 32, 50, torch.Generator().manual_seed(0))]
-    spread = np.mean([np.ptp([len(examples[i].history) for i in b]) for b in shuffled])
-    assert spread < 10  # random batches of 32 would span about 36 lengths
-    ordered = batches(examples, 32, 50)
-    assert np.concatenate(ordered).tolist() == np.argsort([len(e.history) for e in examples], kind="stable").tolist()
+    again = length_batches(lengths, 32, np.random.default_rng(0))
+    assert [b.tolist() for b in shuffled] == [b.tolist() for b in again]
+    assert np.mean([np.ptp(lengths[b]) for b in shuffled]) < 10  # random batches of 32 would span about 36
+    assert np.concatenate(length_batches(lengths, 32)).tolist() == np.argsort(lengths, kind="stable").tolist()
 
 
 def test_collate_right_pads_and_keeps_the_last_max_len_items():
@@ -132,3 +129,17 @@ def test_bad_inputs(cyclic):
         SequentialRecommender(UniSRecConfig(**{**TINY, "mode": "id"})).fit(split, 20)
     with pytest.raises(EncoderecError, match="not fitted"):
         SequentialRecommender().rank(split.test)
+
+
+def test_fit_and_rank_is_cached_whatever_the_device_setting(cyclic, tmp_path):
+    from encoderec.unisrec import fit_and_rank
+
+    split, text = cyclic
+    config = UniSRecConfig(**{**TINY, "epochs": 2})
+    first = fit_and_rank(split, N_ITEMS, text, config, cache_dir=tmp_path, progress=False)
+    assert len(first["test_ranks"]) == len(split.test) and first["config"]["device"] == "cpu"
+    unset = UniSRecConfig(**{**TINY, "epochs": 2, "device": None})  # where CUDA is available this is the GPU
+    assert fit_and_rank(split, N_ITEMS, text, unset, cache_dir=tmp_path) == first
+    assert len(list((tmp_path / "unisrec").iterdir())) == 1
+    fit_and_rank(split, N_ITEMS, text * 2, config, cache_dir=tmp_path, progress=False)
+    assert len(list((tmp_path / "unisrec").iterdir())) == 2  # other embeddings, another run

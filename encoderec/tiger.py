@@ -1,0 +1,329 @@
+"""TIGER: generate the next item's semantic ID with a small T5, decoding only IDs that exist.
+
+    ids = with_dedup_code(codes)                       # (items, 4): unique semantic IDs (encoderec.semantic_ids)
+    model = Tiger(TigerConfig()).fit(split, ids)        # every training prefix, early stopping on validation
+    top = model.recommend(split.test)                   # (users, 10) item lists, best first
+    ranks, gains = model.rank(split.test)               # 0-based rank of the next item (metrics.MISSING if absent)
+
+Tokens. One vocabulary: 0 pads and starts the decoder, 1 ends the input, then the codes of each level in their own
+range (level l, code c -> offset_l + c), then `user_buckets` user tokens. A user's input is
+
+    [user token] [c_1 c_2 c_3 c_4 of item 1] ... [of item T] [end]           (the last `max_history` items)
+
+and the target is the next item's codes. The user token is user index * 2654435761 mod 2^32 mod user_buckets, so
+users share buckets as in TIGER's hashing.
+
+Training: cross-entropy of the target tokens given the input (teacher forcing), AdamW, batches of inputs of
+similar length; after every `eval_every` epochs, Recall@10 / NDCG@10 of beam search on the validation examples
+(a seeded sample of `valid_users` of them), keeping the best weights and stopping after `patience` evaluations
+without improvement.
+
+Decoding: batched beam search over the trie of valid IDs. At step l every beam's prefix is a node of the trie; only
+codes with a child node are allowed (log-probabilities of the full vocabulary, the rest set to -inf), and the
+`beam_size` best partial IDs survive. After the last level every beam is a complete, existing ID: no invalid ID
+is ever returned. IDs are sorted by their summed log-probability.
+
+IDs without a 4th code may be shared by several items. Then an ID stands for its group of g items; a beam hit on
+the target's ID counts 1/g (the faithful metric: a random pick inside the group), which `rank` returns as gains.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformers import T5Config, T5ForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutput
+
+from encoderec import config as settings
+from encoderec import metrics
+from encoderec.data import Example, Split, length_batches, prefix_examples
+from encoderec.errors import EncoderecError
+from encoderec.io import cached_json, settings_key, sha256_array, sha256_text
+from encoderec.semantic_ids import check_codes, group_ids
+
+PAD, END, FIRST_CODE = 0, 1, 2
+HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash
+
+
+@dataclass
+class TigerConfig:
+    """Defaults are TIGER's (reference-settings.md, TIGER section) where it gives them."""
+
+    layers: int = 4  # encoder layers, and as many decoder layers
+    d_model: int = 128
+    heads: int = 6
+    d_kv: int = 64
+    d_ff: int = 1024
+    dropout: float = 0.1
+    user_buckets: int = 2000
+    max_history: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 256
+    epochs: int = 200
+    eval_every: int = 5
+    patience: int = 3  # evaluations without a better validation NDCG@10
+    valid_users: int | None = 2000  # validation examples scored at each evaluation; None: all
+    max_minutes: float | None = None  # stop after the epoch that passes this wall time (benchmarks); None: no limit
+    beam_size: int = 20
+    top_k: int = 10
+    eval_batch_size: int = 256
+    seed: int = 0
+    device: str | None = None  # None: CUDA when available
+
+    def __post_init__(self) -> None:
+        positive = ("layers", "d_model", "heads", "d_kv", "d_ff", "user_buckets", "max_history", "batch_size",
+                    "epochs", "eval_every", "patience", "beam_size", "top_k", "eval_batch_size")
+        checks = {name: (isinstance(getattr(self, name), int) and getattr(self, name) > 0, "a positive integer")
+                  for name in positive}
+        checks["dropout"] = (0 <= self.dropout < 1, "in [0, 1)")
+        checks["lr"] = (self.lr > 0, "a positive number")
+        checks["top_k"] = (checks["top_k"][0] and self.top_k <= self.beam_size, "a positive integer <= beam_size")
+        checks["valid_users"] = (self.valid_users is None or self.valid_users > 0, "a positive integer or None")
+        checks["max_minutes"] = (self.max_minutes is None or self.max_minutes > 0, "a positive number or None")
+        for name, (valid, expected) in checks.items():
+            if not valid:
+                raise EncoderecError(f"TigerConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
+
+
+# --------------------------------------------------------------------------- the ID trie
+
+
+class IDTrie:
+    """The valid semantic IDs as a trie of integer nodes, for constrained decoding.
+
+    Level l has nodes 0..n_l - 1 (node 0 of level 0 is the empty prefix); `children[l][node, code]` is the node of
+    level l + 1 reached by `code`, or -1. A leaf (level = depth) is one distinct ID; `leaf_of_item[i]` is item i's
+    leaf and `group_size[leaf]` how many items share it.
+    """
+
+    def __init__(self, codes: Any) -> None:
+        codes = check_codes(codes, what="semantic IDs")
+        self.depth = codes.shape[1]
+        self.sizes = (codes.max(0) + 1).tolist()  # codes per level
+        parent = np.zeros(len(codes), dtype=np.int64)
+        self.children: list[np.ndarray] = []
+        for level in range(self.depth):
+            node = group_ids(codes[:, : level + 1])
+            table = np.full((parent.max() + 1, self.sizes[level]), -1, dtype=np.int64)
+            table[parent, codes[:, level]] = node
+            self.children.append(table)
+            parent = node
+        self.leaf_of_item = parent
+        self.group_size = np.bincount(parent)
+        self.items_of_leaf = [[] for _ in self.group_size]
+        for item, leaf in enumerate(parent):
+            self.items_of_leaf[leaf].append(item)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class Tiger:
+    """Fit a T5 on semantic-ID sequences, then recommend by constrained beam search (see the module docstring).
+
+    After `fit`, `history` holds one dict per epoch (loss, seconds, and at evaluations valid Recall@10 / NDCG@10)
+    and `best_epoch` the epoch whose weights are kept.
+    """
+
+    def __init__(self, config: TigerConfig | None = None) -> None:
+        self.config = config or TigerConfig()
+        self.model: T5ForConditionalGeneration | None = None
+        self.trie: IDTrie | None = None
+        self.history: list[dict[str, Any]] = []
+        self.best_epoch: int | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    # ----------------------------------------------------------------------- tokens
+
+    def _setup(self, ids: Any) -> None:
+        self.trie = IDTrie(ids)
+        self.codes = check_codes(ids)
+        self.offsets = FIRST_CODE + np.concatenate([[0], np.cumsum(self.trie.sizes)[:-1]])
+        self.user_offset = FIRST_CODE + sum(self.trie.sizes)
+        self.item_tokens = self.codes + self.offsets  # (items, depth) token ids
+        self.vocab_size = self.user_offset + self.config.user_buckets
+
+    def user_token(self, user: int) -> int:
+        return self.user_offset + (user * HASH_MULTIPLIER) % 2**32 % self.config.user_buckets
+
+    def encode_inputs(self, examples: Sequence[Example]) -> tuple[Tensor, Tensor]:
+        """(input ids right-padded with 0, attention mask) for a batch of examples."""
+        rows = [[self.user_token(e.user), *self.item_tokens[e.history[-self.config.max_history:]].reshape(-1), END]
+                for e in examples]
+        ids = torch.zeros((len(rows), max(map(len, rows))), dtype=torch.long)
+        for r, row in enumerate(rows):
+            ids[r, : len(row)] = torch.tensor(row)
+        return ids, (ids != PAD).long()
+
+    def _input_lengths(self, examples: Sequence[Example]) -> np.ndarray:
+        return np.array([min(len(e.history), self.config.max_history) for e in examples])
+
+    # ----------------------------------------------------------------------- training
+
+    def fit(self, split: Split, ids: Any, progress: bool = True) -> Tiger:
+        cfg = self.config
+        n_items = len(check_codes(ids))
+        train = prefix_examples(split.train)
+        if not train or not split.valid:
+            raise EncoderecError("fit: the split has no training prefixes or no validation examples")
+        for e in (*train, *split.valid):
+            if not 0 <= e.target < n_items or any(not 0 <= i < n_items for i in e.history):
+                raise EncoderecError(f"user {e.user}: an item id outside the {n_items} semantic IDs")
+        self._setup(ids)
+        rng = np.random.default_rng(cfg.seed)
+        valid = list(split.valid)
+        if cfg.valid_users and cfg.valid_users < len(valid):
+            valid = [valid[i] for i in np.sort(rng.choice(len(valid), cfg.valid_users, replace=False))]
+        cuda = [self.device.index or torch.cuda.current_device()] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(cfg.seed)
+            self.model = T5ForConditionalGeneration(self._t5_config()).to(self.device)
+            self._train(train, valid, rng, progress)
+        return self
+
+    def _t5_config(self) -> T5Config:
+        cfg = self.config
+        return T5Config(vocab_size=self.vocab_size, d_model=cfg.d_model, d_kv=cfg.d_kv, d_ff=cfg.d_ff,
+                        num_layers=cfg.layers, num_decoder_layers=cfg.layers, num_heads=cfg.heads,
+                        dropout_rate=cfg.dropout, feed_forward_proj="relu", pad_token_id=PAD, eos_token_id=END,
+                        decoder_start_token_id=PAD, tie_word_embeddings=True)
+
+    def _train(self, train: list[Example], valid: list[Example], rng: np.random.Generator, progress: bool) -> None:
+        cfg, model = self.config, self.model
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        targets = torch.from_numpy(self.item_tokens)
+        best, best_state, evaluations_since_best, self.history = -math.inf, None, 0, []
+        bar = tqdm(range(cfg.epochs), desc="TIGER", disable=not progress, leave=False)
+        deadline = time.perf_counter() + 60 * cfg.max_minutes if cfg.max_minutes else math.inf
+        for epoch in bar:
+            model.train()
+            start, total = time.perf_counter(), 0.0
+            for idx in length_batches(self._input_lengths(train), cfg.batch_size, rng):
+                batch = [train[i] for i in idx]
+                inputs, mask = self.encode_inputs(batch)
+                labels = targets[[e.target for e in batch]]
+                loss = model(input_ids=inputs.to(self.device), attention_mask=mask.to(self.device),
+                             labels=labels.to(self.device)).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(idx)
+            record = {"epoch": epoch, "loss": total / len(train), "seconds": time.perf_counter() - start}
+            out_of_time = time.perf_counter() >= deadline
+            if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1 or out_of_time:
+                ranks, gains = self.rank(valid)
+                scores = metrics.summarize(metrics.per_query(ranks, ks=(10,), gains=gains))
+                record |= {"valid Recall@10": scores["Recall@10"], "valid NDCG@10": scores["NDCG@10"]}
+                if scores["NDCG@10"] > best:
+                    best, best_state, self.best_epoch = scores["NDCG@10"], copy.deepcopy(model.state_dict()), epoch
+                    evaluations_since_best = 0
+                else:
+                    evaluations_since_best += 1
+            self.history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", ndcg=f"{best:.4f}")
+            if evaluations_since_best >= cfg.patience or out_of_time:
+                break
+        model.load_state_dict(best_state)
+        model.eval()
+
+    # ----------------------------------------------------------------------- decoding
+
+    @torch.no_grad()
+    def beam_search(self, examples: Sequence[Example], progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(leaves, scores), each (examples, beam_size): the best complete IDs (trie leaves) of each example, best
+        first, and their summed log-probabilities (-inf where fewer than beam_size IDs exist)."""
+        self._require_fitted("beam_search")
+        was_training = self.model.training
+        self.model.eval()
+        leaves = np.empty((len(examples), self.config.beam_size), dtype=np.int64)
+        scores = np.empty((len(examples), self.config.beam_size))
+        parts = length_batches(self._input_lengths(examples), self.config.eval_batch_size)
+        for idx in tqdm(parts, desc="beam search", disable=not progress, leave=False):
+            leaves[idx], scores[idx] = (t.cpu().numpy() for t in self._beam_batch([examples[i] for i in idx]))
+        self.model.train(was_training)
+        return leaves, scores
+
+    def _beam_batch(self, batch: list[Example]) -> tuple[Tensor, Tensor]:
+        beam, device = self.config.beam_size, self.device
+        inputs, mask = (t.to(device) for t in self.encode_inputs(batch))
+        encoded = self.model.encoder(input_ids=inputs, attention_mask=mask).last_hidden_state
+        encoded, mask = encoded.repeat_interleave(beam, 0), mask.repeat_interleave(beam, 0)
+        n = len(batch)
+        node = torch.zeros((n, beam), dtype=torch.long, device=device)
+        score = torch.full((n, beam), -math.inf, device=device)
+        score[:, 0] = 0  # one empty prefix to start from
+        tokens = torch.full((n, beam, 1), PAD, dtype=torch.long, device=device)  # the decoder's start token
+        for level, table in enumerate(self.trie.children):
+            logits = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=encoded), attention_mask=mask,
+                                decoder_input_ids=tokens.view(n * beam, -1), use_cache=False).logits[:, -1]
+            start = self.offsets[level]
+            logp = F.log_softmax(logits.float(), -1)[:, start: start + self.trie.sizes[level]].view(n, beam, -1)
+            child = torch.from_numpy(table).to(device)[node]  # (n, beam, codes): next node, -1 if no such ID
+            candidate = (score.unsqueeze(-1) + logp).masked_fill(child < 0, -math.inf).view(n, -1)
+            score, flat = candidate.topk(beam, dim=1)
+            parent, code = flat // logp.shape[-1], flat % logp.shape[-1]
+            node = child.view(n, -1).gather(1, flat)
+            tokens = torch.cat([tokens.gather(1, parent.unsqueeze(-1).expand(-1, -1, tokens.shape[-1])),
+                                (code + start).unsqueeze(-1)], dim=-1)
+        return node.masked_fill(score == -math.inf, -1), score
+
+    def recommend(self, examples: Sequence[Example], progress: bool = False) -> np.ndarray:
+        """(examples, top_k) item ids, best first; for a shared ID, its first item (-1 where none)."""
+        leaves = self.beam_search(examples, progress)[0][:, : self.config.top_k]
+        first = np.array([items[0] for items in self.trie.items_of_leaf] + [-1])
+        return first[leaves]  # leaf -1 indexes the trailing -1
+
+    def rank(self, examples: Sequence[Example], progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(ranks, gains): the 0-based position of the target's ID among the top_k IDs (metrics.MISSING when not
+        there) and 1 / (items sharing that ID), the faithful credit for a hit."""
+        leaves = self.beam_search(examples, progress)[0][:, : self.config.top_k]
+        target_leaf = self.trie.leaf_of_item[[e.target for e in examples]]
+        hit = leaves == target_leaf[:, None]
+        ranks = np.where(hit.any(1), hit.argmax(1), metrics.MISSING)
+        return ranks, 1.0 / self.trie.group_size[target_leaf]
+
+    def _require_fitted(self, what: str) -> None:
+        if self.model is None:
+            raise EncoderecError(f"Tiger.{what}: the model is not fitted; call fit(split, ids) first")
+
+
+def fit_and_rank(split: Split, ids: Any, config: TigerConfig, cache_dir: str | os.PathLike | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Fit, then rank the validation and test examples; kept in <cache dir>/tiger/<key>.json (the key hashes the
+    config but not the device, the IDs and the split). Returns {"config", "best_epoch", "history", "fit_seconds",
+    "rank_seconds", "valid_ranks", "valid_gains", "test_ranks", "test_gains"}."""
+    tiger = Tiger(config)
+    resolved = {**dataclasses.asdict(config), "device": tiger.device.type}
+    key = sha256_text(settings_key(config), sha256_array(check_codes(ids)), repr(split))
+    path = Path(cache_dir or settings.cache_dir()) / "tiger" / f"{key}.json"
+
+    def compute() -> dict[str, Any]:
+        start = time.perf_counter()
+        tiger.fit(split, ids, progress)
+        fitted = time.perf_counter()
+        result = {"config": resolved, "best_epoch": tiger.best_epoch, "history": tiger.history,
+                  "fit_seconds": round(fitted - start, 1)}
+        for name, examples in (("valid", split.valid), ("test", split.test)):
+            ranks, gains = tiger.rank(examples, progress)
+            result |= {f"{name}_ranks": ranks.tolist(), f"{name}_gains": gains.tolist()}
+        result["rank_seconds"] = round(time.perf_counter() - fitted, 2)
+        return result
+
+    return cached_json(path, compute)
