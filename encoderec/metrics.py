@@ -81,3 +81,40 @@ def paired_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
         raise ValueError(f"unknown test {test!r}; use 'wilcoxon' or 'ttest'")
     return {"test": test, "n": int(len(a)), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
             "mean_diff": float(diff.mean()), "p_value": p}
+
+
+def compare_over_seeds(base: Sequence[dict[str, np.ndarray]], model: Sequence[dict[str, np.ndarray]],
+                       metric: str = "NDCG@10", test: str = "wilcoxon") -> dict[str, float | str]:
+    """A model against its base on the same queries (users), each run a dict of per-query values (per_query).
+
+    Every query's values are averaged over the runs (seeds) of each side; returns the mean of every metric for both
+    sides ("base Recall@10", "model Recall@10", ...) and the p-value of the paired test on `metric`.
+    """
+    if not base or not model:
+        raise ValueError("compare_over_seeds needs at least one run of each side")
+    sides = {"base": base, "model": model}
+    averaged = {side: {k: np.mean([run[k] for run in runs], axis=0) for k in runs[0]} for side, runs in sides.items()}
+    result: dict[str, float | str] = {f"{side} {k}": float(v.mean()) for side, values in averaged.items()
+                                      for k, v in values.items()}
+    result[f"p ({test}, {metric})"] = paired_test(averaged["base"][metric], averaged["model"][metric], test)["p_value"]
+    return result
+
+
+def against_base(per_query_values: dict[tuple, dict[str, np.ndarray]], base_of: dict[str, str],
+                 metric: str = "NDCG@10") -> list[dict]:
+    """Every model against its base encoder, per dataset and variant: compare_over_seeds rows.
+
+    `per_query_values` maps (dataset, model, variant, seed) to per-query values; `base_of` maps a model to its base
+    (pairs whose base was not run are skipped). Each row: dataset, variant, model, base, seeds, then the comparison.
+    """
+    rows = []
+    groups = dict.fromkeys((d, m, v) for d, m, v, _ in per_query_values)
+    for dataset, model, variant in groups:
+        base = base_of.get(model)
+        if (dataset, base, variant) not in groups:
+            continue
+        seeds = [s for d, m, v, s in per_query_values if (d, m, v) == (dataset, model, variant)]
+        runs = [[per_query_values[(dataset, who, variant, s)] for s in seeds] for who in (base, model)]
+        rows.append({"dataset": dataset, "variant": variant, "model": model, "base": base, "seeds": len(seeds),
+                     **compare_over_seeds(*runs, metric=metric)})
+    return rows

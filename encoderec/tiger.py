@@ -50,7 +50,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from encoderec import config as settings
 from encoderec import metrics
 from encoderec.data import Example, Split, length_batches, prefix_examples
-from encoderec.errors import EncoderecError
+from encoderec.errors import EncoderecError, check_config
 from encoderec.io import cached_json, settings_key, sha256_array, sha256_text
 from encoderec.semantic_ids import check_codes, group_ids
 
@@ -85,18 +85,16 @@ class TigerConfig:
     device: str | None = None  # None: CUDA when available
 
     def __post_init__(self) -> None:
-        positive = ("layers", "d_model", "heads", "d_kv", "d_ff", "user_buckets", "max_history", "batch_size",
-                    "epochs", "eval_every", "patience", "beam_size", "top_k", "eval_batch_size")
-        checks = {name: (isinstance(getattr(self, name), int) and getattr(self, name) > 0, "a positive integer")
-                  for name in positive}
-        checks["dropout"] = (0 <= self.dropout < 1, "in [0, 1)")
-        checks["lr"] = (self.lr > 0, "a positive number")
-        checks["top_k"] = (checks["top_k"][0] and self.top_k <= self.beam_size, "a positive integer <= beam_size")
-        checks["valid_users"] = (self.valid_users is None or self.valid_users > 0, "a positive integer or None")
-        checks["max_minutes"] = (self.max_minutes is None or self.max_minutes > 0, "a positive number or None")
-        for name, (valid, expected) in checks.items():
-            if not valid:
-                raise EncoderecError(f"TigerConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
+        check_config(self, positive=("layers", "d_model", "heads", "d_kv", "d_ff", "user_buckets", "max_history",
+                                     "batch_size", "epochs", "eval_every", "patience", "beam_size", "top_k",
+                                     "eval_batch_size"))
+        check_config(self, {
+            "dropout": (0 <= self.dropout < 1, "in [0, 1)"),
+            "lr": (self.lr > 0, "a positive number"),
+            "top_k": (self.top_k <= self.beam_size, "a positive integer <= beam_size"),
+            "valid_users": (self.valid_users is None or self.valid_users > 0, "a positive integer or None"),
+            "max_minutes": (self.max_minutes is None or self.max_minutes > 0, "a positive number or None"),
+        })
 
 
 # --------------------------------------------------------------------------- the ID trie
@@ -261,27 +259,36 @@ class Tiger:
         return leaves, scores
 
     def _beam_batch(self, batch: list[Example]) -> tuple[Tensor, Tensor]:
-        beam, device = self.config.beam_size, self.device
+        beam, device, n = self.config.beam_size, self.device, len(batch)
         inputs, mask = (t.to(device) for t in self.encode_inputs(batch))
         encoded = self.model.encoder(input_ids=inputs, attention_mask=mask).last_hidden_state
-        encoded, mask = encoded.repeat_interleave(beam, 0), mask.repeat_interleave(beam, 0)
-        n = len(batch)
-        node = torch.zeros((n, beam), dtype=torch.long, device=device)
-        score = torch.full((n, beam), -math.inf, device=device)
-        score[:, 0] = 0  # one empty prefix to start from
-        tokens = torch.full((n, beam, 1), PAD, dtype=torch.long, device=device)  # the decoder's start token
+        rows = torch.arange(n, device=device)
+        node = torch.zeros((n, 1), dtype=torch.long, device=device)  # one empty prefix per user to start from
+        score = torch.zeros((n, 1), device=device)
+        token = torch.full((n, 1), PAD, dtype=torch.long, device=device)  # the decoder's start token
+        cache = None
         for level, table in enumerate(self.trie.children):
-            logits = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=encoded), attention_mask=mask,
-                                decoder_input_ids=tokens.view(n * beam, -1), use_cache=False).logits[:, -1]
+            width = node.shape[1]  # 1 at the first level, then beam_size
+            # the cross-attention keys and values are computed once, at the first level, for one row per user, and
+            # then copied with the beams (cache.reorder_cache); each later level feeds only the newest token
+            out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=encoded.repeat_interleave(width, 0)),
+                             attention_mask=mask.repeat_interleave(width, 0), decoder_input_ids=token,
+                             cache=cache, use_cache=True)
+            cache = out.cache
             start = self.offsets[level]
-            logp = F.log_softmax(logits.float(), -1)[:, start: start + self.trie.sizes[level]].view(n, beam, -1)
-            child = torch.from_numpy(table).to(device)[node]  # (n, beam, codes): next node, -1 if no such ID
+            logp = F.log_softmax(out.logits[:, -1].float(), -1)[:, start: start + self.trie.sizes[level]]
+            logp = logp.view(n, width, -1)
+            child = torch.from_numpy(table).to(device)[node]  # (n, width, codes): next node, -1 if no such ID
             candidate = (score.unsqueeze(-1) + logp).masked_fill(child < 0, -math.inf).view(n, -1)
-            score, flat = candidate.topk(beam, dim=1)
+            score, flat = candidate.topk(min(beam, candidate.shape[1]), dim=1)
             parent, code = flat // logp.shape[-1], flat % logp.shape[-1]
             node = child.view(n, -1).gather(1, flat)
-            tokens = torch.cat([tokens.gather(1, parent.unsqueeze(-1).expand(-1, -1, tokens.shape[-1])),
-                                (code + start).unsqueeze(-1)], dim=-1)
+            cache.reorder_cache((rows[:, None] * width + parent).view(-1))
+            token = (code + start).view(-1, 1)
+        if node.shape[1] < beam:  # fewer IDs than beams in the whole trie
+            pad = beam - node.shape[1]
+            node = F.pad(node, (0, pad), value=-1)
+            score = F.pad(score, (0, pad), value=-math.inf)
         return node.masked_fill(score == -math.inf, -1), score
 
     def recommend(self, examples: Sequence[Example], progress: bool = False) -> np.ndarray:

@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 from encoderec import config as settings
 from encoderec import metrics
 from encoderec.data import Example, Split, length_batches, prefix_examples
-from encoderec.errors import EncoderecError
+from encoderec.errors import EncoderecError, check_config
 from encoderec.io import cached_json, settings_key, sha256_array, sha256_text
 
 MODES = ("inductive", "transductive", "id")
@@ -81,19 +81,15 @@ class UniSRecConfig:
     device: str | None = None  # None: CUDA when available
 
     def __post_init__(self) -> None:
-        checks = {
+        check_config(self, positive=("layers", "heads", "inner_size", "experts", "max_len", "batch_size", "epochs",
+                                     "patience", "eval_batch_size", "hidden_size"))
+        check_config(self, {
             "mode": (self.mode in MODES, f"one of {', '.join(MODES)}"),
-            "hidden_size": (self.hidden_size > 0 and self.hidden_size % self.heads == 0, "a multiple of heads"),
+            "hidden_size": (self.hidden_size % self.heads == 0, "a multiple of heads"),
             "temperature": (self.temperature > 0, "a positive number"),
             "dropout": (0 <= self.dropout < 1, "in [0, 1)"),
             "adaptor_dropout": (0 <= self.adaptor_dropout < 1, "in [0, 1)"),
-        }
-        for name in ("layers", "heads", "inner_size", "experts", "max_len", "batch_size", "epochs", "patience",
-                     "eval_batch_size"):
-            checks[name] = (isinstance(getattr(self, name), int) and getattr(self, name) > 0, "a positive integer")
-        for name, (valid, expected) in checks.items():
-            if not valid:
-                raise EncoderecError(f"UniSRecConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
+        })
 
 
 # --------------------------------------------------------------------------- the model

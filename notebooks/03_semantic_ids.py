@@ -130,23 +130,8 @@ SHOWN = {"collision_rate@1": "coll@1", "collision_rate@2": "coll@2", "collision_
          "avoidable_collision_rate": "avoidable", "max_group": "max group", "usage@1": "usage@1",
          "usage@2": "usage@2", "usage@3": "usage@3", "entropy@3": "entropy@3", "reconstruction_error": "rel. error",
          "colliding_identical_text": "colliding, same text", "colliding_different_text": "colliding, other text"}
-order = {"backbone": backbones, "dataset": datasets, "tokenizer": tokenizers}
-order = {key: {value: i for i, value in enumerate(values)} for key, values in order.items()}
-summary = table.groupby(KEYS, sort=False)[list(SHOWN)].agg(["mean", "std"])
-summary = summary.reset_index().sort_values(KEYS, key=lambda column: column.map(order[column.name]))
-
-
-def mean_pm_std(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame[[(k, "") for k in KEYS]].copy()
-    out.columns = KEYS
-    for key, label in SHOWN.items():
-        mean, std = frame[(key, "mean")], frame[(key, "std")]
-        digits = 0 if key.startswith(("max_", "colliding")) else 4
-        out[label] = [f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if len(seeds) > 1 else "") for m, s in zip(mean, std)]
-    return out
-
-
-collision_table = mean_pm_std(summary)
+counts = {k: 0 for k in SHOWN if k.startswith(("max_", "colliding"))}  # whole numbers
+collision_table = report.seed_summary(table, KEYS, SHOWN, digits=counts)
 
 # %%
 print(collision_table.to_string(index=False))

@@ -89,7 +89,7 @@ for name, p in prepared.items():
             runs.append({"dataset": name, "model": label, "mode": mode, "seed": seed, "model seed": model_seed,
                          "result": result})
             print(f"{name} {label} {mode} seed {seed}: best epoch {result['best_epoch']} of "
-                  f"{len(result['history'])}, {result['fit_seconds']:.0f} s")
+                  f"{len(result['history'])}, {result['fit_seconds']:.0f} s on {result['config']['device']}")
 
 KS = (10, 50)
 rows, per_user = [], {}
@@ -101,18 +101,15 @@ for r in runs:
         "best epoch": r["result"]["best_epoch"], "epochs run": len(history),
         "valid NDCG@10": history[r["result"]["best_epoch"]]["valid NDCG@10"],
         "seconds per epoch": float(np.mean([h["seconds"] for h in history])),
-        "fit seconds": r["result"]["fit_seconds"]})
+        "fit seconds": r["result"]["fit_seconds"], "device": r["result"]["config"]["device"]})
 table = pd.DataFrame(rows)
 
 # %% [markdown]
 # ## Table 2 (test users, mean ± std over seeds)
 
 # %%
-METRICS = [f"{m}@{k}" for k in KS for m in ("Recall", "NDCG")]
-grouped = table.groupby(["dataset", "model", "mode"], sort=False)[METRICS].agg(["mean", "std"])
-table2 = pd.DataFrame({m: [f"{a:.4f}" + (f" ± {s:.4f}" if len(seeds) > 1 else "")
-                           for a, s in zip(grouped[(m, "mean")], grouped[(m, "std")])] for m in METRICS},
-                      index=grouped.index).reset_index()
+METRICS = {f"{m}@{k}": f"{m}@{k}" for k in KS for m in ("Recall", "NDCG")}
+table2 = report.seed_summary(table, ["dataset", "model", "mode"], METRICS)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -124,23 +121,8 @@ print(table2.to_string(index=False))
 # same split, same seeds.
 
 # %%
-comparisons = []
-for name in prepared:
-    for model in backbones:
-        base = run.base_encoder(model)
-        if base not in backbones:
-            continue
-        for mode in modes:
-            ours = np.mean([per_user[(name, model, mode, s)]["NDCG@10"] for s in seeds], axis=0)
-            theirs = np.mean([per_user[(name, base, mode, s)]["NDCG@10"] for s in seeds], axis=0)
-            test = metrics.paired_test(theirs, ours)
-            recall = {m: np.mean([per_user[(name, m, mode, s)]["Recall@10"] for s in seeds]) for m in (base, model)}
-            comparisons.append({"dataset": name, "mode": mode, "model": model, "base": base, "seeds": len(seeds),
-                                "base Recall@10": recall[base], "model Recall@10": recall[model],
-                                "base NDCG@10": test["mean_a"], "model NDCG@10": test["mean_b"],
-                                "relative NDCG@10 change": test["mean_diff"] / test["mean_a"] if test["mean_a"] else None,
-                                "p (Wilcoxon, NDCG@10)": test["p_value"]})
-comparison = pd.DataFrame(comparisons)
+base_of = {model: run.base_encoder(model) for model in backbones}
+comparison = pd.DataFrame(metrics.against_base(per_user, base_of)).rename(columns={"variant": "mode"})
 display(comparison.round(4))
 
 # %% [markdown]

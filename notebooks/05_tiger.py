@@ -34,6 +34,7 @@ data_dir = None
 output_root = None
 datasets = ["Scientific"]
 backbones = ["random", "tfidf-svd", "all-MiniLM-L6-v2", "EncodeRec-22M"]
+extra_backbones = {}  # dataset -> more backbones run on that dataset only (the paper profile's CPU-budget choice)
 id_variants = ["dedup"]  # "dedup": 3 codes + TIGER's 4th code; "shared": 3 codes, faithful 1/g credit
 seeds = [0]
 rqvae = {}  # RQVAEConfig fields to change; the same settings as 03_semantic_ids reuse its cached IDs
@@ -51,7 +52,8 @@ from encoderec import tiger as tg
 from encoderec.rqvae import RQVAEConfig
 
 plots.setup_notebook()
-run = report.start("05_tiger", dict(profile=profile, datasets=datasets, backbones=backbones, id_variants=id_variants,
+run = report.start("05_tiger", dict(profile=profile, datasets=datasets, backbones=backbones,
+                                    extra_backbones=extra_backbones, id_variants=id_variants,
                                     seeds=seeds, rqvae=rqvae, tiger=tiger, max_users=max_users), output_root)
 print(tg.TigerConfig(**tiger))
 
@@ -89,7 +91,7 @@ def item_ids(codes: np.ndarray, variant: str) -> np.ndarray:
 runs = []
 for name, p in prepared.items():
     for seed in seeds:
-        for backbone in backbones:
+        for backbone in backbones + extra_backbones.get(name, []):
             encoder, model_seed = run.backbone(backbone, seed)
             x = embeddings.encode(encoder, p["texts"], view=f"{name}:items")
             codes = semantic_ids.tokenize(x, p["fit_items"], "rqvae", RQVAEConfig(**{**rqvae, "seed": seed})).codes
@@ -99,7 +101,8 @@ for name, p in prepared.items():
                 runs.append({"dataset": name, "backbone": backbone, "ids": variant, "seed": seed,
                              "model seed": model_seed, "distinct IDs": len(np.unique(ids, axis=0)), "result": result})
                 print(f"{name} {backbone} {variant} seed {seed}: best epoch {result['best_epoch']} of "
-                      f"{len(result['history'])}, fit {result['fit_seconds']:.0f} s, decoding {result['rank_seconds']:.0f} s")
+                      f"{len(result['history'])}, fit {result['fit_seconds']:.0f} s, decoding "
+                      f"{result['rank_seconds']:.0f} s on {result['config']['device']}")
 
 KS = (5, 10)
 rows, per_user = [], {}
@@ -121,11 +124,8 @@ table = pd.DataFrame(rows)
 # ## Table 3 (test users, mean ± std over seeds)
 
 # %%
-METRICS = [f"{m}@{k}" for k in KS for m in ("Recall", "NDCG")]
-grouped = table.groupby(["dataset", "backbone", "ids"], sort=False)[METRICS].agg(["mean", "std"])
-table3 = pd.DataFrame({m: [f"{a:.4f}" + (f" ± {s:.4f}" if len(seeds) > 1 else "")
-                           for a, s in zip(grouped[(m, "mean")], grouped[(m, "std")])] for m in METRICS},
-                      index=grouped.index).reset_index()
+METRICS = {f"{m}@{k}": f"{m}@{k}" for k in KS for m in ("Recall", "NDCG")}
+table3 = report.seed_summary(table, ["dataset", "backbone", "ids"], METRICS)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -136,22 +136,8 @@ print(table3.to_string(index=False))
 # Paired Wilcoxon signed-rank test over test users of NDCG@10 (each user's value averaged over seeds).
 
 # %%
-comparisons = []
-for name in prepared:
-    for model in backbones:
-        base = run.base_encoder(model)
-        if base not in backbones:
-            continue
-        for variant in id_variants:
-            ours = np.mean([per_user[(name, model, variant, s)]["NDCG@10"] for s in seeds], axis=0)
-            theirs = np.mean([per_user[(name, base, variant, s)]["NDCG@10"] for s in seeds], axis=0)
-            test = metrics.paired_test(theirs, ours)
-            recall = {m: np.mean([per_user[(name, m, variant, s)]["Recall@10"] for s in seeds]) for m in (base, model)}
-            comparisons.append({"dataset": name, "ids": variant, "model": model, "base": base, "seeds": len(seeds),
-                                "base Recall@10": recall[base], "model Recall@10": recall[model],
-                                "base NDCG@10": test["mean_a"], "model NDCG@10": test["mean_b"],
-                                "p (Wilcoxon, NDCG@10)": test["p_value"]})
-comparison = pd.DataFrame(comparisons)
+base_of = {model: run.base_encoder(model) for model in set(table.backbone)}
+comparison = pd.DataFrame(metrics.against_base(per_user, base_of)).rename(columns={"variant": "ids"})
 display(comparison.round(4))
 
 # %% [markdown]

@@ -34,3 +34,25 @@ def test_paired_test_detects_a_real_difference_and_not_noise():
     assert noise["p_value"] > 0.01 and noise["n"] == 500
     with pytest.raises(ValueError, match="same queries"):
         metrics.paired_test(a, a[:10])
+
+
+def test_compare_over_seeds_averages_each_query_before_the_paired_test():
+    base = [{"NDCG@10": np.array([0.0, 0.5, 1.0, 0.0]), "Recall@10": np.array([0.0, 1.0, 1.0, 0.0])}]
+    model = [{"NDCG@10": np.array([1.0, 0.5, 1.0, 1.0]), "Recall@10": np.array([1.0, 1.0, 1.0, 1.0])},
+             {"NDCG@10": np.array([0.0, 0.5, 1.0, 1.0]), "Recall@10": np.array([0.0, 1.0, 1.0, 1.0])}]
+    result = metrics.compare_over_seeds(base, model)
+    assert result["base NDCG@10"] == pytest.approx(0.375) and result["model NDCG@10"] == pytest.approx(0.75)
+    assert result["model Recall@10"] == pytest.approx(0.875)
+    expected = metrics.paired_test(base[0]["NDCG@10"], np.array([0.5, 0.5, 1.0, 1.0]))["p_value"]
+    assert result["p (wilcoxon, NDCG@10)"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="at least one run"):
+        metrics.compare_over_seeds([], model)
+
+
+def test_against_base_pairs_each_model_with_its_base_per_dataset_and_variant():
+    values = {(d, m, "v", s): {"NDCG@10": np.array([0.1, 0.2]) * (2 if m == "tuned" else 1)}
+              for d in ("A", "B") for m in ("base", "tuned", "other") for s in (0, 1)}
+    del values[("B", "base", "v", 0)], values[("B", "base", "v", 1)]  # no base run on B
+    rows = metrics.against_base(values, {"tuned": "base", "other": "missing"})
+    assert [(r["dataset"], r["model"], r["base"], r["seeds"]) for r in rows] == [("A", "tuned", "base", 2)]
+    assert rows[0]["base NDCG@10"] == pytest.approx(0.15) and rows[0]["model NDCG@10"] == pytest.approx(0.3)

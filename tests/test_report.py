@@ -156,3 +156,15 @@ def test_backbone_names_resolve_to_trained_models(tmp_path):
     assert run.base_encoder("EncodeRec-22M") == "all-MiniLM-L6-v2" and run.base_encoder("tfidf-svd") is None
     with pytest.raises(EncoderecError, match="lists no such model"):
         run.backbone("EncodeRec-110M")
+
+
+def test_seed_summary_gives_mean_and_std_over_seeds():
+    import pandas as pd
+
+    table = pd.DataFrame([{"model": "b", "seed": 0, "R": 0.5, "n": 3}, {"model": "a", "seed": 0, "R": 0.2, "n": 1},
+                          {"model": "a", "seed": 1, "R": 0.4, "n": 2}])
+    out = report.seed_summary(table, ["model"], {"R": "Recall", "n": "count"}, digits={"n": 0})
+    assert out.to_dict(orient="records") == [{"model": "b", "Recall": "0.5000", "count": "3"},
+                                             {"model": "a", "Recall": "0.3000 ± 0.1414", "count": "2 ± 1"}]
+    single = report.seed_summary(table[table.seed == 0], ["model"], {"R": "Recall"})
+    assert single["Recall"].tolist() == ["0.5000", "0.2000"]
