@@ -168,3 +168,21 @@ def test_seed_summary_gives_mean_and_std_over_seeds():
                                              {"model": "a", "Recall": "0.3000 ± 0.1414", "count": "2 ± 1"}]
     single = report.seed_summary(table[table.seed == 0], ["model"], {"R": "Recall"})
     assert single["Recall"].tolist() == ["0.5000", "0.2000"]
+
+
+def test_git_dirty_flag_ignores_the_outputs(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "r.json").write_text("{}")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    (tmp_path / "results" / "r.json").write_text('{"a": 1}')
+    assert report.git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert report.git_commit(tmp_path)["dirty"] is True
