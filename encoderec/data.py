@@ -284,6 +284,15 @@ def prefix_examples(train: Sequence[Sequence[int]]) -> list[Example]:
     return [Example(user, list(seq[:t]), seq[t]) for user, seq in enumerate(train) for t in range(1, len(seq))]
 
 
+def check_example_items(examples: Sequence[Example], n_items: int, what: str = "items") -> None:
+    """An EncoderecError naming the first example (user) whose history or target is not an item 0..n_items-1."""
+    for e in examples:
+        if not 0 <= e.target < n_items or any(not 0 <= i < n_items for i in e.history):
+            raise EncoderecError(
+                f"user {e.user}: an item id outside the {n_items} {what}, i.e. outside 0..{n_items - 1}"
+            )
+
+
 def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
     """Index batches of examples of similar length, so a batch is padded to its own longest example.
 

@@ -49,7 +49,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from encoderec import config as settings
 from encoderec import metrics
-from encoderec.data import Example, Split, length_batches, prefix_examples
+from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
 from encoderec.errors import EncoderecError, check_config
 from encoderec.io import cached_json, settings_key, sha256_array, sha256_text
 from encoderec.semantic_ids import check_codes, group_ids
@@ -181,9 +181,7 @@ class Tiger:
         train = prefix_examples(split.train)
         if not train or not split.valid:
             raise EncoderecError("fit: the split has no training prefixes or no validation examples")
-        for e in (*train, *split.valid):
-            if not 0 <= e.target < n_items or any(not 0 <= i < n_items for i in e.history):
-                raise EncoderecError(f"user {e.user}: an item id outside the {n_items} semantic IDs")
+        check_example_items([*train, *split.valid], n_items, "semantic IDs")
         self._setup(ids)
         rng = np.random.default_rng(cfg.seed)
         valid = list(split.valid)

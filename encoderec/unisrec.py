@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 
 from encoderec import config as settings
 from encoderec import metrics
-from encoderec.data import Example, Split, length_batches, prefix_examples
+from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
 from encoderec.errors import EncoderecError, check_config
 from encoderec.io import cached_json, settings_key, sha256_array, sha256_text
 
@@ -203,7 +203,7 @@ class SequentialRecommender:
         train = prefix_examples(split.train)
         if not train or not split.valid:
             raise EncoderecError("fit: the split has no training prefixes or no validation examples")
-        _check_items(train + list(split.valid), n_items)
+        check_example_items(train + list(split.valid), n_items)
         cuda = [self.device.index or torch.cuda.current_device()] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(cfg.seed)
@@ -261,10 +261,12 @@ class SequentialRecommender:
             batch = [examples[i] for i in idx]
             histories, lengths, targets = (t.to(self.device) for t in collate(batch, self.config.max_len))
             scores = self.model.logits(histories, lengths)
-            seen = torch.zeros_like(scores, dtype=torch.bool)
-            for row, e in enumerate(batch):  # the whole history, also beyond max_len
-                seen[row, e.history] = True
-            scores = scores.masked_fill(seen, -math.inf)
+            # the whole history, also beyond max_len, masked in one indexing operation (a loop of per-user
+            # assignments was most of a validation pass on a GPU)
+            rows = torch.repeat_interleave(torch.arange(len(batch)), torch.tensor([len(e.history) for e in batch]))
+            items = torch.tensor([i for e in batch for i in e.history])
+            scores = scores.index_put((rows.to(self.device), items.to(self.device)),
+                                      torch.tensor(-math.inf, device=self.device))
             target_scores = scores.gather(1, targets[:, None])
             ranks[idx] = (scores > target_scores).sum(1).cpu().numpy()
         self.model.train(was_training)
@@ -301,9 +303,3 @@ def _fit_and_rank(recommender: SequentialRecommender, split: Split, n_items: int
 
 def _lengths(examples: Sequence[Example], max_len: int) -> np.ndarray:
     return np.array([min(len(e.history), max_len) for e in examples])
-
-
-def _check_items(examples: Sequence[Example], n_items: int) -> None:
-    for e in examples:
-        if not 0 <= e.target < n_items or any(not 0 <= i < n_items for i in e.history):
-            raise EncoderecError(f"user {e.user}: an item id outside 0..{n_items - 1}")
