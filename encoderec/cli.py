@@ -46,7 +46,8 @@ def _cmd_download(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from encoderec import report
 
-    summary = report.run_report(args.profile, only=args.only, data_dir=args.data_dir, force=args.force)
+    summary = report.run_report(args.profile, only=args.only, data_dir=args.data_dir, force=args.force,
+                                 part=args.part)
     print(summary)
 
 
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", parents=[common], help="execute the notebooks of a profile with papermill")
     p.add_argument("--profile", default="default", help="a YAML file name in params/ (smoke, default, paper)")
     p.add_argument("--only", action="append", help="run only this notebook (e.g. 00_data); repeatable")
+    p.add_argument("--part", help="run one part of the profile (its `parts:`): a notebook on a slice of its work")
     p.add_argument("--force", action="store_true", help="re-run notebooks even when their inputs are unchanged")
     p.set_defaults(func=_cmd_report)
 

@@ -105,16 +105,18 @@ def against_base(per_query_values: dict[tuple, dict[str, np.ndarray]], base_of: 
     """Every model against its base encoder, per dataset and variant: compare_over_seeds rows.
 
     `per_query_values` maps (dataset, model, variant, seed) to per-query values; `base_of` maps a model to its base
-    (pairs whose base was not run are skipped). Each row: dataset, variant, model, base, seeds, then the comparison.
+    (pairs whose base was not run are skipped). Each side is averaged over its own seeds (a frozen base encoder may
+    have one run, seed None). Each row: dataset, variant, model, base, seeds (of the model), then the comparison.
     """
+    runs: dict[tuple, list[dict[str, np.ndarray]]] = {}
+    for (dataset, model, variant, _), values in per_query_values.items():
+        runs.setdefault((dataset, model, variant), []).append(values)
     rows = []
-    groups = dict.fromkeys((d, m, v) for d, m, v, _ in per_query_values)
-    for dataset, model, variant in groups:
+    for dataset, model, variant in runs:
         base = base_of.get(model)
-        if (dataset, base, variant) not in groups:
+        if (dataset, base, variant) not in runs:
             continue
-        seeds = [s for d, m, v, s in per_query_values if (d, m, v) == (dataset, model, variant)]
-        runs = [[per_query_values[(dataset, who, variant, s)] for s in seeds] for who in (base, model)]
-        rows.append({"dataset": dataset, "variant": variant, "model": model, "base": base, "seeds": len(seeds),
-                     **compare_over_seeds(*runs, metric=metric)})
+        model_runs = runs[(dataset, model, variant)]
+        rows.append({"dataset": dataset, "variant": variant, "model": model, "base": base, "seeds": len(model_runs),
+                     **compare_over_seeds(runs[(dataset, base, variant)], model_runs, metric=metric)})
     return rows

@@ -54,3 +54,28 @@ def embedding_map(coords: np.ndarray, labels: Sequence[str], hover: Sequence[str
     fig.update_traces(marker={"size": 4})
     fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, legend={"itemsizing": "constant"})
     return fig
+
+
+def collision_rates(rows: pd.DataFrame) -> go.Figure:
+    """RQ-VAE collision rate at 3 levels per catalogue and backbone: mean over seeds, the std as error bars."""
+    rqvae = rows[rows.tokenizer == "rqvae"].groupby(["dataset", "backbone"], sort=False)["collision_rate@3"]
+    frame = rqvae.mean().rename("collision rate @3").reset_index().assign(std=rqvae.std().fillna(0).to_numpy())
+    fig = px.bar(frame, x="dataset", y="collision rate @3", color="backbone", barmode="group", error_y="std",
+                 title="RQ-VAE semantic IDs: share of items without an ID of their own (3 codes)")
+    fig.update_layout(yaxis_tickformat=".1%")
+    return fig
+
+
+def relative_changes(frame: pd.DataFrame) -> go.Figure:
+    """EncodeRec against its base encoder: relative change of a metric per setting, the paper's beside ours, one
+    panel per experiment; hollow markers for our settings without a significant difference (p >= 0.05)."""
+    frame = frame.assign(significant=[src == "paper" or (p is not None and p == p and p < 0.05)
+                                      for src, p in zip(frame.source, frame.p)])
+    fig = px.scatter(frame, x="relative change", y="setting", color="source", symbol="significant",
+                     symbol_map={True: "circle", False: "circle-open"}, facet_col="experiment",
+                     hover_data=["model", "base", "p"], title="EncodeRec vs its base encoder: relative change of NDCG@10")
+    fig.add_vline(x=0, line_dash="dot", line_color="grey")
+    fig.update_traces(marker={"size": 11})
+    fig.update_xaxes(tickformat="+.0%", matches=None)
+    fig.update_yaxes(matches=None, showticklabels=True)
+    return fig

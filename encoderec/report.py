@@ -8,6 +8,12 @@ A profile is a YAML file in params/:
     common: {seed: 0}                    # parameters passed to every notebook
     notebooks:                           # the notebooks to run, in name order, with their own parameters
       00_data: {datasets: [Scientific]}
+    parts:                               # optional: slices of long notebooks, run one at a time with --part
+      data-Scientific: {notebook: 00_data, datasets: [Scientific]}
+
+A part runs its notebook with some parameters replaced, to fill the run caches (cache/) in a bounded time; the
+notebook's full run afterwards reads every finished run from them. A part's results are those of its slice until
+that full run rewrites them.
 
 Outputs: reports/P/<nb>.ipynb and .html, reports/P/index.html, and whatever the notebooks write through
 `NotebookRun`: results/P/<name>.json (rows + provenance) and figures/P/<name>.html. A notebook whose
@@ -140,12 +146,30 @@ class NotebookRun:
         path = self.results_dir / "encoderec_models.json"
         return [row for row in read_json(path)["rows"] if row["name"] == name] if path.exists() else []
 
-    def figure(self, fig: Any, name: str) -> Any:
-        """Save a plotly figure as offline HTML under figures/<profile>/ and return it for display."""
+    def figure(self, fig: Any, name: str, static: bool = False) -> Any:
+        """Save a plotly figure as offline HTML under figures/<profile>/ (and as a PNG with `static`, for pages that
+        cannot run JavaScript: RESULTS.md on GitHub) and return it for display."""
         # One shared plotly.min.js per folder keeps each figure small and still offline.
         with atomic_path(self.figures_dir / f"{name}.html") as tmp:
             fig.write_html(tmp, include_plotlyjs="directory", full_html=True, div_id=name)  # stable across runs
+        if static:
+            with atomic_path(self.figures_dir / f"{name}.png") as tmp:
+                _write_png(fig, tmp)
         return fig
+
+    def static_figures(self) -> list[tuple[str, str]]:
+        """(name, path relative to the output root) of every PNG this profile's notebooks saved."""
+        return [(p.stem.replace("_", " "), str(p.relative_to(self.output_root)))
+                for p in sorted(self.figures_dir.glob("*.png"))]
+
+
+def _write_png(fig: Any, path: Path) -> None:
+    try:
+        fig.write_image(path, format="png", width=1000, height=480, scale=1)
+    except Exception as e:  # kaleido raises its own types, and plain RuntimeErrors when no browser is found
+        raise EncoderecError(f"{path.name}: could not render the static figure ({type(e).__name__}: {e}); kaleido "
+                             "needs Chrome or Chromium: install one (apt install chromium) or run "
+                             "`plotly_get_chrome`") from e
 
 
 def _missing_as_null(obj: Any) -> Any:
@@ -190,6 +214,7 @@ class Profile:
     description: str
     common: dict[str, Any]
     notebooks: dict[str, dict[str, Any]]
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)  # part -> {notebook: ..., parameters to replace}
 
 
 def load_profile(name: str, params_dir: Path | None = None) -> Profile:
@@ -201,19 +226,24 @@ def load_profile(name: str, params_dir: Path | None = None) -> Profile:
     raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise EncoderecError(f"{path}: expected a mapping with keys description, common, notebooks")
-    unknown = set(raw) - {"description", "common", "notebooks"}
+    unknown = set(raw) - {"description", "common", "notebooks", "parts"}
     if unknown:
-        raise EncoderecError(f"{path}: unknown key {sorted(unknown)[0]!r}; allowed: description, common, notebooks")
-    notebooks = raw.get("notebooks") or {}
-    common = raw.get("common") or {}
-    _require_mapping(path, "common", common)
-    _require_mapping(path, "notebooks", notebooks)
+        raise EncoderecError(f"{path}: unknown key {sorted(unknown)[0]!r}; allowed: description, common, notebooks, "
+                             "parts")
+    notebooks, common, parts = raw.get("notebooks") or {}, raw.get("common") or {}, raw.get("parts") or {}
+    for key, value in (("common", common), ("notebooks", notebooks), ("parts", parts)):
+        _require_mapping(path, key, value)
     for nb_name, nb_params in notebooks.items():
         _require_mapping(path, f"notebooks.{nb_name}", nb_params or {})
     if not notebooks:
         raise EncoderecError(f"{path}: 'notebooks' is empty; list the notebooks this profile runs")
+    for part, spec in parts.items():
+        _require_mapping(path, f"parts.{part}", spec or {})
+        if (spec or {}).get("notebook") not in notebooks:
+            raise EncoderecError(f"{path}: parts.{part}.notebook must name a notebook of this profile "
+                                 f"({', '.join(notebooks)})")
     return Profile(name, path, str(raw.get("description", "")), common,
-                   {nb: dict(p or {}) for nb, p in notebooks.items()})
+                   {nb: dict(p or {}) for nb, p in notebooks.items()}, {part: dict(s) for part, s in parts.items()})
 
 
 def _require_mapping(path: Path, key: str, value: Any) -> None:
@@ -346,10 +376,17 @@ def _render_html(executed: Path, rendered: Path) -> None:
 
 
 def run_report(profile_name: str, only: list[str] | None = None, data_dir: str | None = None, force: bool = False,
-               dirs: ReportDirs | None = None) -> str:
-    """Execute the profile's notebooks in name order; stop at the first failing cell."""
+               dirs: ReportDirs | None = None, part: str | None = None) -> str:
+    """Execute the profile's notebooks in name order (`only` some, or one `part`); stop at the first failing cell."""
     dirs = dirs or ReportDirs.default()
     profile = load_profile(profile_name, dirs.params)
+    overrides: dict[str, Any] = {}
+    if part is not None:
+        if part not in profile.parts:
+            raise EncoderecError(f"--part {part}: not a part of profile {profile.path.name} (parts: "
+                                 f"{', '.join(profile.parts) or 'none'})")
+        overrides = {k: v for k, v in profile.parts[part].items() if k != "notebook"}
+        only = [profile.parts[part]["notebook"]]
     for nb_name in [*profile.notebooks, *(only or [])]:
         if not (dirs.notebooks / f"{nb_name}.py").is_file():
             where = f"{profile.path}: notebooks.{nb_name}" if nb_name in profile.notebooks else f"--only {nb_name}"
@@ -365,7 +402,13 @@ def run_report(profile_name: str, only: list[str] | None = None, data_dir: str |
     inputs = {nb: dirs.reports(profile.name) / ".input" / f"{nb}.ipynb" for nb in sorted(profile.notebooks)}
     for nb_name, input_nb in inputs.items():
         _to_ipynb(dirs.notebooks / f"{nb_name}.py", input_nb)
-    own_params = notebook_parameters(profile, {nb: _declared_parameters(path) for nb, path in inputs.items()})
+    declared = {nb: _declared_parameters(path) for nb, path in inputs.items()}
+    own_params = notebook_parameters(profile, declared)
+    if part is not None:
+        unknown = sorted(set(overrides) - declared[only[0]])
+        if unknown:
+            raise EncoderecError(f"{profile.path}: parts.{part}.{unknown[0]} is not a parameter of {only[0]}")
+        own_params[only[0]] = {**own_params[only[0]], **overrides}
     shared_fingerprint = (_library_fingerprint(), _data_fingerprint(resolved_data))
 
     statuses: dict[str, NotebookStatus] = {}
@@ -401,6 +444,7 @@ def _previous_status(dirs: ReportDirs, profile: str, nb_name: str) -> NotebookSt
 _INDEX_STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;width:100%;margin:1em 0}th,td{border-bottom:1px solid #ddd;padding:.4em;text-align:left}
+figure{margin:1em 0}td{vertical-align:top}
 .ok,.cached{color:#1a7f37}.failed{color:#cf222e}.not{color:#777}code{background:#f6f8fa;padding:0 .2em}
 """
 
@@ -425,6 +469,13 @@ def write_index(profile: Profile, statuses: dict[str, NotebookStatus], dirs: Rep
     results = [_link(p, out) for p in sorted(results_dir.glob("*.json"))]
     figures = [_link(p, out) for p in sorted(figures_dir.glob("*.html"))]
     commit = git_commit(dirs.output_root)
+    summary_path = results_dir / "summary.json"
+    if summary_path.is_file():
+        from encoderec.summary import to_html  # summary builds on this module
+
+        findings = to_html(read_json(summary_path)["sections"], out / "index.html", dirs.output_root)
+    else:
+        findings = "<p>No summary yet: run the notebook 06_summary of this profile.</p>"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>encoderec report: {html.escape(profile.name)}</title>
 <style>{_INDEX_STYLE}</style></head><body>
 <h1>encoderec report: <code>{html.escape(profile.name)}</code></h1>
@@ -432,6 +483,8 @@ def write_index(profile: Profile, statuses: dict[str, NotebookStatus], dirs: Rep
 <p>Generated {dt.datetime.now(dt.UTC).isoformat(timespec="seconds")} from commit
 <code>{html.escape(str(commit["commit"]))}</code>{" (uncommitted changes)" if commit["dirty"] else ""}
 with <code>python -m encoderec report --profile {html.escape(profile.name)}</code>.</p>
+<h2>Findings</h2>
+{findings}
 <h2>Notebooks</h2>
 <table><tr><th>notebook</th><th>status</th><th>wall time</th><th>outputs</th><th>note</th></tr>
 {"".join(rows)}</table>

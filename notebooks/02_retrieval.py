@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import HTML, display
 
-from encoderec import data, embeddings, metrics, plots, report, retrieval, space
+from encoderec import data, embeddings, metrics, paper, plots, report, retrieval, space
 from encoderec.io import read_json
 
 plots.setup_notebook()
@@ -55,9 +55,9 @@ run = report.start("02_retrieval", dict(profile=profile, held_out_fraction=held_
                                         base_backbones=base_backbones, corpus=corpus, space_dataset=space_dataset,
                                         space_max_items=space_max_items, explore_query=explore_query), output_root)
 trained = read_json(run.results_dir / "encoderec_models.json")["rows"]
-encoders = {b: {"backbone": b, "base": b, "seed": None} for b in base_backbones}
-encoders.update({f"{t['name']} (seed {t['seed']})": {"backbone": t["path"], "base": t["backbone"], "seed": t["seed"]}
-                 for t in trained})
+encoders = {b: {"name": b, "backbone": b, "base": b, "seed": None} for b in base_backbones}
+encoders.update({f"{t['name']} (seed {t['seed']})": {"name": t["name"], "backbone": t["path"], "base": t["backbone"],
+                                                      "seed": t["seed"]} for t in trained})
 pd.DataFrame(encoders).T
 
 # %% [markdown]
@@ -77,39 +77,26 @@ for name, task in tasks.items():
         ranks[label] = retrieval.dense_ranks(q, d, task.targets)
     for label, r in ranks.items():
         summary, values = retrieval.evaluate(r)
-        per_query[(name, label)] = values
-        enc = encoders.get(label, {"base": None, "seed": None})
-        rows.append({"dataset": name, "model": label, "base": enc["base"], "seed": enc["seed"], **task.size, **summary})
+        enc = encoders.get(label, {"name": label, "base": None, "seed": None})
+        per_query[(name, enc["name"], corpus, enc["seed"])] = values
+        rows.append({"dataset": name, "model": enc["name"], "base": enc["base"], "seed": enc["seed"], **task.size,
+                     **summary})
 table = pd.DataFrame(rows)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(table.drop(columns=["base", "seed"]).round(4).to_string(index=False))
+print(table.drop(columns=["base"]).round(4).to_string(index=False))
 
 # %% [markdown]
 # ## Against the base encoder
 # For each EncodeRec model, the paired Wilcoxon signed-rank test over queries of its NDCG@10 against its own base
-# encoder (same queries, same corpus). With several seeds, the table gives mean ± standard deviation over seeds and
-# tests the seed-averaged per-query values.
+# encoder (same queries, same corpus), the same test as in Tables 2 and 3. With several seeds, the first table gives
+# mean ± standard deviation over seeds and the test uses the seed-averaged per-query values.
 
 # %%
-comparisons = []
-for name in tasks:
-    for base in base_backbones:
-        tuned = [label for label, e in encoders.items() if e["base"] == base and e["seed"] is not None]
-        if not tuned:
-            continue
-        runs = table[(table.dataset == name) & table.model.isin(tuned)]
-        mean_tuned = {m: np.mean([per_query[(name, label)][m] for label in tuned], axis=0) for m in ("Recall@10", "NDCG@10")}
-        test = metrics.paired_test(per_query[(name, base)]["NDCG@10"], mean_tuned["NDCG@10"])
-        comparisons.append({
-            "dataset": name, "base": base, "seeds": len(tuned),
-            "base Recall@10": table[(table.dataset == name) & (table.model == base)]["Recall@10"].item(),
-            "EncodeRec Recall@10": runs["Recall@10"].mean(), "EncodeRec Recall@10 std": runs["Recall@10"].std(ddof=1),
-            "base NDCG@10": test["mean_a"], "EncodeRec NDCG@10": runs["NDCG@10"].mean(),
-            "EncodeRec NDCG@10 std": runs["NDCG@10"].std(ddof=1), "p (Wilcoxon, NDCG@10)": test["p_value"],
-        })
-comparison = pd.DataFrame(comparisons)
+display(report.seed_summary(table, ["dataset", "model"], {"Recall@10": "Recall@10", "NDCG@10": "NDCG@10"}))
+base_of = {t["name"]: t["backbone"] for t in trained}
+comparison = pd.DataFrame(metrics.against_base(per_query, base_of)).rename(columns={"variant": "corpus"})
 display(comparison.round(4))
 
 # %% [markdown]
@@ -117,11 +104,7 @@ display(comparison.round(4))
 # descriptions), a different corpus size, and encoders we cannot load offline (BERT, BLaIR, EmbeddingGemma).
 
 # %%
-paper_table1 = pd.DataFrame(
-    [("BERT-Base", 0.09, 0.07), ("BLaIR-Large", 0.12, 0.09), ("all-MiniLM-L6-v2", 0.57, 0.44), ("EmbeddingGemma", 0.83, 0.72)],
-    columns=["model (paper, 50K Beauty 2023 items)", "Recall@10", "NDCG@10"],
-)
-display(paper_table1)
+display(paper.wide("1"))
 
 # %% [markdown]
 # ## The embedding space of one catalogue
@@ -206,4 +189,4 @@ else:
 # %%
 run.save("retrieval", table, comparison=comparison.to_dict(orient="records"),
          cluster_quality=quality.to_dict(orient="records"), separated_pairs=separated,
-         paper_table1=paper_table1.to_dict(orient="records"))
+         paper=paper.table("1").to_dict(orient="records"))

@@ -189,15 +189,11 @@ display(hungarian[hungarian.tokenizer == "rqvae"].drop(columns="tokenizer").roun
 
 # %% [markdown]
 # ## Pictures
-# Collision rate at 3 levels per catalogue and backbone (RQ-VAE, mean over seeds), the codebook usage per level,
+# Collision rate at 3 levels per catalogue and backbone (RQ-VAE, mean and std over seeds), the codebook usage per level,
 # and how large the collision groups are.
 
 # %%
-fig = px.bar(table[table.tokenizer == "rqvae"].groupby(["dataset", "backbone"], sort=False, as_index=False)
-             ["collision_rate@3"].mean(), x="dataset", y="collision_rate@3", color="backbone", barmode="group",
-             title="RQ-VAE semantic IDs: share of items without an ID of their own (3 codes)")
-fig.update_layout(yaxis_tickformat=".1%")
-run.figure(fig, "collision_rate").show()
+run.figure(plots.collision_rates(table), "collision_rate").show()
 
 # %%
 usage = table.melt(id_vars=KEYS + ["seed"], value_vars=[f"usage@{level}" for level in (1, 2, 3)],

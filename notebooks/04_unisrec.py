@@ -46,7 +46,7 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import data, embeddings, metrics, plots, report
+from encoderec import data, embeddings, metrics, paper, plots, report
 from encoderec import unisrec as usr
 
 plots.setup_notebook()
@@ -142,19 +142,9 @@ run.figure(fig, "unisrec_learning_curves").show()
 # EmbeddingGemma offline.
 
 # %%
-paper_table2 = pd.DataFrame(
-    [("BERT", 0.0214, 0.0116, 0.0157, 0.0098, 0.0122, 0.0063),
-     ("Blair-Base", 0.0241, 0.0128, 0.0245, 0.0123, 0.0146, 0.0131),
-     ("Blair-Large", 0.0247, 0.0134, 0.0239, 0.0119, 0.0148, 0.0075),
-     ("MiniLM-L6-v2", 0.0231, 0.0123, 0.0218, 0.0130, 0.0130, 0.0066),
-     ("EncodeRec-22M", 0.0232, 0.0126, 0.0333, 0.0182, 0.0141, 0.0072),
-     ("EmbeddingGemma", 0.0244, 0.0129, 0.0308, 0.0165, 0.0147, 0.0075),
-     ("EncodeRec-300M", 0.0263, 0.0142, 0.0387, 0.0206, 0.0162, 0.0084)],
-    columns=["model (paper, Amazon 2023)", "Video Games R@10", "Video Games N@10", "Beauty R@10", "Beauty N@10",
-             "Baby R@10", "Baby N@10"])
-display(paper_table2)
+display(paper.wide("2"))
 
 # %%
 run.save("unisrec", table, table2=table2.to_dict(orient="records"), comparison=comparison.to_dict(orient="records"),
-         data=data_table.to_dict(orient="records"), paper_table2=paper_table2.to_dict(orient="records"),
+         data=data_table.to_dict(orient="records"), paper=paper.table("2").to_dict(orient="records"),
          curves=curves.to_dict(orient="records"))

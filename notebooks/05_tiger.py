@@ -47,7 +47,7 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import data, embeddings, metrics, plots, report, semantic_ids
+from encoderec import data, embeddings, metrics, paper, plots, report, semantic_ids
 from encoderec import tiger as tg
 from encoderec.rqvae import RQVAEConfig
 
@@ -159,21 +159,10 @@ run.figure(fig, "tiger_valid_ndcg").show()
 # epochs run above).
 
 # %%
-published = pd.DataFrame(
-    [("TIGER paper (Sentence-T5)", "Beauty", 0.0454, 0.0321, 0.0648, 0.0384),
-     ("TIGER paper (Sentence-T5)", "Sports", 0.0264, 0.0181, 0.0400, 0.0225),
-     ("TIGER paper (Sentence-T5)", "Toys", 0.0521, 0.0371, 0.0712, 0.0432),
-     ("EncodeRec paper: Sentence-T5", "Beauty", None, None, 0.0601, 0.0322),
-     ("EncodeRec paper: MiniLM-L6-v2", "Beauty", None, None, 0.0640, 0.0350),
-     ("EncodeRec paper: EncodeRec-22M", "Beauty", None, None, 0.0689, 0.0370),
-     ("EncodeRec paper: MiniLM-L6-v2", "Toys", None, None, 0.0597, 0.0312),
-     ("EncodeRec paper: EncodeRec-22M", "Toys", None, None, 0.0663, 0.0348),
-     ("EncodeRec paper: MiniLM-L6-v2", "Sports", None, None, 0.0370, 0.0198),
-     ("EncodeRec paper: EncodeRec-22M", "Sports", None, None, 0.0389, 0.0204)],
-    columns=["source", "dataset", "Recall@5", "NDCG@5", "Recall@10", "NDCG@10"])
-display(published)
+display(paper.wide("TIGER"), paper.wide("3"))
 
 # %%
 run.save("tiger", table, table3=table3.to_dict(orient="records"), comparison=comparison.to_dict(orient="records"),
-         data=data_table.to_dict(orient="records"), published=published.to_dict(orient="records"),
+         data=data_table.to_dict(orient="records"),
+         paper=pd.concat([paper.table("TIGER"), paper.table("3")]).to_dict(orient="records"),
          curves=curves.to_dict(orient="records"))

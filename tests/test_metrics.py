@@ -56,3 +56,12 @@ def test_against_base_pairs_each_model_with_its_base_per_dataset_and_variant():
     rows = metrics.against_base(values, {"tuned": "base", "other": "missing"})
     assert [(r["dataset"], r["model"], r["base"], r["seeds"]) for r in rows] == [("A", "tuned", "base", 2)]
     assert rows[0]["base NDCG@10"] == pytest.approx(0.15) and rows[0]["model NDCG@10"] == pytest.approx(0.3)
+
+
+def test_against_base_averages_each_side_over_its_own_runs():
+    values = {("A", "frozen", "all", None): {"NDCG@10": np.array([0.1, 0.3])},
+              ("A", "tuned", "all", 0): {"NDCG@10": np.array([0.2, 0.4])},
+              ("A", "tuned", "all", 1): {"NDCG@10": np.array([0.4, 0.6])}}
+    (row,) = metrics.against_base(values, {"tuned": "frozen"})
+    assert row["seeds"] == 2
+    assert row["base NDCG@10"] == pytest.approx(0.2) and row["model NDCG@10"] == pytest.approx(0.4)

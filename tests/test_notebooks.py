@@ -69,6 +69,21 @@ def test_report_pages_render_offline(smoke):
         assert 'src="plotly.min.js"' in fig.read_text()[:5000], f"{fig.name} does not use the local plotly.min.js"
 
 
+def test_summary_writes_results_md_static_figures_and_the_index_findings(smoke):
+    summary = json.loads((smoke / "results" / "smoke" / "summary.json").read_text())
+    verdicts = {row["claim"]: row["verdict"] for row in summary["rows"]}
+    assert len(verdicts) == 6 and set(verdicts.values()) <= {"reproduced", "partly", "not reproduced",
+                                                             "not testable here"}
+    markdown = (smoke / summary["results_md"]).read_text()
+    for row in summary["rows"]:
+        assert row["verdict"] in markdown
+    pngs = sorted((smoke / "figures" / "smoke").glob("summary_*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert f"](../../figures/smoke/{pngs[0].name})" in markdown
+    index = (smoke / "reports" / "smoke" / "index.html").read_text()
+    assert "<h2>Verdicts on the paper&#x27;s claims</h2>" in index and f"../../figures/smoke/{pngs[0].name}" in index
+
+
 def test_data_notebook_plots_inline_plotlyjs(smoke):
     page = (smoke / "reports" / "smoke" / "00_data.html").read_text()
     assert "plotly.js v" in page, "plotly.js is not inlined: figures would not render offline"

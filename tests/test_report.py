@@ -109,10 +109,41 @@ def test_unknown_profile_and_only(project):
         report.run_report("t", only=["02_fail"], dirs=project)
 
 
-def test_real_profiles_are_valid():
+def test_a_part_runs_its_notebook_with_parameters_replaced(project):
+    write_profile(project, "p", "notebooks:\n  01_demo: {scale: 1}\n  02_fail: {}\n"
+                                "parts:\n  big: {notebook: 01_demo, scale: 3}\n")
+    summary = report.run_report("p", part="big", dirs=project)
+    assert "01_demo ok" in summary and "02_fail not run" in summary
+    assert json.loads((project.output_root / "results" / "p" / "demo.json").read_text())["rows"][0]["value"] == 63
+    summary = report.run_report("p", only=["01_demo"], dirs=project)  # the full run is not mistaken for the part
+    assert "01_demo ok" in summary
+    assert json.loads((project.output_root / "results" / "p" / "demo.json").read_text())["rows"][0]["value"] == 21
+
+
+@pytest.mark.parametrize(
+    "parts, pattern",
+    [("parts:\n  x: {notebook: 09_nope}\n", r"p\.yaml: parts\.x\.notebook must name a notebook of this profile"),
+     ("parts:\n  x: {notebook: 01_demo, scael: 2}\n", r"p\.yaml: parts\.x\.scael is not a parameter of 01_demo"),
+     ("parts:\n  y: {notebook: 01_demo}\n", r"--part x: not a part of profile p\.yaml \(parts: y\)")],
+)
+def test_bad_parts(project, parts, pattern):
+    write_profile(project, "p", "notebooks:\n  01_demo: {}\n" + parts)
+    with pytest.raises(EncoderecError, match=pattern):
+        report.run_report("p", part="x", dirs=project)
+
+
+def test_real_profiles_are_valid(tmp_path):
+    notebooks = report.ReportDirs.default().notebooks
+    declared = {}
+    for source in sorted(notebooks.glob("*.py")):
+        report._to_ipynb(source, tmp_path / f"{source.stem}.ipynb")
+        declared[source.stem] = report._declared_parameters(tmp_path / f"{source.stem}.ipynb")
     for name in ("smoke", "default", "paper"):
         profile = report.load_profile(name)
         assert "00_data" in profile.notebooks
+        report.notebook_parameters(profile, {nb: declared[nb] for nb in profile.notebooks})  # raises on a typo
+        for part, spec in profile.parts.items():
+            assert set(spec) - {"notebook"} <= declared[spec["notebook"]], f"{name}.yaml parts.{part}"
 
 
 def test_common_parameters_go_to_the_notebooks_that_declare_them(project):

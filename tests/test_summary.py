@@ -1,0 +1,137 @@
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from encoderec import paper, report, summary
+from encoderec.io import write_json
+
+UNISREC = summary.LAYOUTS["unisrec"]
+
+
+def comparison(base: float, model: float, p: float, dataset: str = "A", mode: str = "inductive",
+               name: str = "EncodeRec-22M") -> dict:
+    return {"dataset": dataset, "mode": mode, "model": name, "base": "all-MiniLM-L6-v2", "seeds": 1,
+            "base NDCG@10": base, "model NDCG@10": model, "p (wilcoxon, NDCG@10)": p}
+
+
+def unisrec_rows(values: dict[tuple[str, str, int], float]) -> list[dict]:
+    return [{"dataset": d, "mode": "inductive", "model": m, "seed": s, "Recall@10": v, "NDCG@10": v,
+             "Recall@50": v, "NDCG@50": v} for (d, m, s), v in values.items()]
+
+
+@pytest.mark.parametrize("rows, verdict", [
+    ([comparison(0.1, 0.2, 0.001), comparison(0.1, 0.2, 0.01, dataset="B")], "reproduced"),
+    ([comparison(0.1, 0.2, 0.001), comparison(0.1, 0.05, 0.5, dataset="B")], "partly"),
+    ([comparison(0.1, 0.2, 0.3), comparison(0.1, 0.11, 0.5, dataset="B")], "partly"),
+    ([comparison(0.1, 0.2, 0.3), comparison(0.1, 0.05, 0.001, dataset="B")], "not reproduced"),
+    ([], "not testable here"),
+])
+def test_improvement_verdicts_follow_the_stated_rules(rows, verdict):
+    got, evidence = summary.improvement_verdict(rows, UNISREC)
+    assert got == verdict
+    if rows:
+        assert "A (inductive): EncodeRec-22M 0.1000 → 0.2000 (+100.0% vs all-MiniLM-L6-v2" in evidence
+
+
+def test_a_zero_base_does_not_divide_by_zero():
+    _, evidence = summary.improvement_verdict([comparison(0.0, 0.0, 1.0)], UNISREC)
+    assert "n/a vs all-MiniLM-L6-v2" in evidence
+
+
+def test_marked_table_gives_mean_and_std_and_marks_significance():
+    result = {"rows": unisrec_rows({("A", "all-MiniLM-L6-v2", 0): 0.1, ("A", "all-MiniLM-L6-v2", 1): 0.3,
+                                    ("A", "EncodeRec-22M", 0): 0.4, ("A", "EncodeRec-22M", 1): 0.4,
+                                    ("B", "all-MiniLM-L6-v2", 0): 0.3, ("B", "EncodeRec-22M", 0): 0.1}),
+              "comparison": [comparison(0.2, 0.4, 0.01), comparison(0.3, 0.1, 0.02, dataset="B")]}
+    table = summary.marked_table(result, UNISREC).set_index(["dataset", "model"])
+    assert table.loc[("A", "all-MiniLM-L6-v2"), "NDCG@10"] == "0.2000 ± 0.1414"
+    assert ("A", "EncodeRec-22M *") in table.index and ("B", "EncodeRec-22M †") in table.index
+
+
+def test_best_model_counts_settings_where_the_model_leads():
+    result = {"rows": unisrec_rows({("A", "x", 0): 0.1, ("A", "EncodeRec-22M", 0): 0.2,
+                                    ("B", "x", 0): 0.3, ("B", "EncodeRec-22M", 0): 0.2})}
+    assert "in 1 of 2 settings" in summary.best_model_counts(result, UNISREC, "EncodeRec-22M")
+
+
+def collisions(*pairs: tuple[float, float]) -> dict:
+    return {"verdict": [{"dataset": f"D{i}", "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2",
+                         "EncodeRec coll@3": ours, "base coll@3": base, "eliminated (all seeds)": ours == 0}
+                        for i, (ours, base) in enumerate(pairs)]}
+
+
+@pytest.mark.parametrize("result, verdict", [
+    (collisions((0.0, 0.1), (0.0, 0.2)), "reproduced"),
+    (collisions((0.0, 0.1), (0.3, 0.2)), "partly"),
+    (collisions((0.05, 0.1), (0.1, 0.2)), "partly"),
+    (collisions((0.05, 0.01), (0.1, 0.2)), "not reproduced"),
+    (None, "not testable here"),
+])
+def test_collision_verdict(result, verdict):
+    assert summary.collision_verdict(result)[0] == verdict
+
+
+def test_scaling_needs_both_models_in_one_setting():
+    small_only = {"unisrec": {"rows": unisrec_rows({("A", "EncodeRec-22M", 0): 0.1})}}
+    assert summary.scaling_verdict(small_only)[0] == "not testable here"
+    both = {"unisrec": {"rows": unisrec_rows({("A", "EncodeRec-22M", 0): 0.1, ("A", "EncodeRec-110M", 0): 0.2,
+                                              ("B", "EncodeRec-22M", 0): 0.3, ("B", "EncodeRec-110M", 0): 0.2})}}
+    verdict, evidence = summary.scaling_verdict(both)
+    assert verdict == "partly" and "in 1 of 2 settings" in evidence
+
+
+def test_claims_cover_every_claim_of_the_paper_even_without_results():
+    found = summary.claims({})
+    assert len(found) == 6 and {c.verdict for c in found} == {"not testable here"}
+
+
+def test_relative_changes_put_the_paper_beside_ours():
+    changes = summary.relative_changes({"unisrec": {"comparison": [comparison(0.1, 0.12, 0.04)]}})
+    ours = changes[changes.source == "ours"].iloc[0]
+    assert ours["relative change"] == pytest.approx(0.2) and ours["setting"] == "A (inductive)"
+    beauty = changes[(changes.source == "paper") & (changes.experiment == "unisrec") & (changes.setting == "Beauty")]
+    assert beauty["relative change"].item() == pytest.approx(0.0182 / 0.0130 - 1)
+
+
+def test_published_tables_are_long_and_wide():
+    long = paper.table("3")
+    assert set(long.dataset) == {"Sports", "Beauty", "Toys"} and len(long) == 7 * 3
+    wide = paper.wide("3")
+    assert wide.loc["EncodeRec-22M", "Beauty Recall@10"] == 0.0689 and list(wide.columns)[:2] == [
+        "Sports Recall@10", "Sports NDCG@10"]
+    assert paper.relative_change("1") == {}  # Table 1 has no EncodeRec row
+    with pytest.raises(KeyError, match="known: 1, 2, 3, TIGER"):
+        paper.table("4")
+
+
+def test_tables_escape_their_cells():
+    records = [{"title": "a | b", "note": "<script>x</script>", "value": 0.123456, "missing": None}]
+    assert summary.markdown_table(records).splitlines()[2] == "| a \\| b | &lt;script&gt;x&lt;/script&gt; | 0.1235 |  |"
+    assert "&lt;script&gt;" in summary.html_table(records) and "<script>" not in summary.html_table(records)
+
+
+def test_markdown_and_html_link_images_relative_to_where_they_are_written(tmp_path):
+    parts = [summary.Section("Figures", images=[("collisions", "figures/paper/c.png")])]
+    assert "![collisions](figures/paper/c.png)" in summary.to_markdown("paper", parts, tmp_path / "RESULTS.md",
+                                                                        tmp_path)
+    page = summary.to_html(parts, tmp_path / "reports" / "paper" / "index.html", tmp_path)
+    assert 'src="../../figures/paper/c.png"' in page
+
+
+def test_index_page_shows_the_summary(tmp_path):
+    parts = [summary.Section("Verdicts on the paper's claims", ["why <b>"], [[{"claim": "x", "verdict": "partly"}]])]
+    write_json(tmp_path / "results" / "p" / "summary.json", {"sections": [asdict(s) for s in parts]})
+    dirs = report.ReportDirs(tmp_path / "notebooks", tmp_path / "params", tmp_path)
+    profile = report.Profile("p", tmp_path / "params" / "p.yaml", "", {}, {})
+    page = Path(report.write_index(profile, {}, dirs)).read_text()
+    assert "<h2>Verdicts on the paper&#x27;s claims</h2>" in page and "why &lt;b&gt;" in page and "partly" in page
+
+
+def test_provenance_table_names_commit_machine_and_wall_time():
+    result = {"profile": "p", "notebook": "04_unisrec", "provenance": {
+        "git": {"commit": "0123456789abcdef", "dirty": True}, "machine": {"cpu_count": 2, "device": "cpu"},
+        "started_at": "2026-11-27T00:00:00+00:00", "wall_time_s": 90.0}}
+    row = summary.provenance_table({"unisrec": result}).iloc[0]
+    assert row["commit"] == "0123456789 (dirty)" and row["machine"] == "2 CPUs, cpu" and row["wall time"] == "1.5 min"
+    assert row["results"] == "results/p/unisrec.json"
