@@ -67,15 +67,21 @@ def collision_rates(rows: pd.DataFrame) -> go.Figure:
 
 
 def relative_changes(frame: pd.DataFrame) -> go.Figure:
-    """EncodeRec against its base encoder: relative change of a metric per setting, the paper's beside ours, one
-    panel per experiment; hollow markers for our settings without a significant difference (p >= 0.05)."""
-    frame = frame.assign(significant=[src == "paper" or (p is not None and p == p and p < 0.05)
-                                      for src, p in zip(frame.source, frame.p)])
-    fig = px.scatter(frame, x="relative change", y="setting", color="source", symbol="significant",
-                     symbol_map={True: "circle", False: "circle-open"}, facet_col="experiment",
-                     hover_data=["model", "base", "p"], title="EncodeRec vs its base encoder: relative change of NDCG@10")
+    """EncodeRec against its base encoder: relative change of NDCG@10 per experiment and setting, the paper's beside
+    ours; hollow markers for our settings without a significant difference (p >= 0.05)."""
+    def kind(source: str, p: float | None) -> str:
+        if source == "paper":
+            return "paper"
+        return "ours, p < 0.05" if p is not None and p == p and p < 0.05 else "ours, not significant"
+
+    frame = frame.assign(row=frame.experiment + " · " + frame.setting,
+                         result=[kind(s, p) for s, p in zip(frame.source, frame.p)])
+    fig = px.scatter(frame, x="relative change", y="row", color="result", symbol="result",
+                     symbol_map={"paper": "diamond", "ours, p < 0.05": "circle", "ours, not significant": "circle-open"},
+                     category_orders={"row": list(dict.fromkeys(frame.row))}, hover_data=["model", "base", "p"],
+                     title="EncodeRec vs its base encoder: relative change of NDCG@10")
     fig.add_vline(x=0, line_dash="dot", line_color="grey")
     fig.update_traces(marker={"size": 11})
-    fig.update_xaxes(tickformat="+.0%", matches=None)
-    fig.update_yaxes(matches=None, showticklabels=True)
+    fig.update_layout(xaxis_tickformat="+.0%", yaxis={"title": None}, legend_title=None,
+                      height=max(300, 28 * len(frame) + 120))
     return fig

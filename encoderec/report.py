@@ -165,7 +165,7 @@ class NotebookRun:
 
 def _write_png(fig: Any, path: Path) -> None:
     try:
-        fig.write_image(path, format="png", width=1000, height=480, scale=1)
+        fig.write_image(path, format="png", width=1000, height=fig.layout.height or 480, scale=1)
     except Exception as e:  # kaleido raises its own types, and plain RuntimeErrors when no browser is found
         raise EncoderecError(f"{path.name}: could not render the static figure ({type(e).__name__}: {e}); kaleido "
                              "needs Chrome or Chromium: install one (apt install chromium) or run "

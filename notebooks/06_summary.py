@@ -20,9 +20,10 @@
 # Everything here is read from what notebooks 02-05 wrote to `results/<profile>/`; nothing is computed anew.
 # Each claim of the paper gets a verdict from the evidence of this profile (the rules are in
 # `encoderec/summary.py`): **reproduced** when EncodeRec is significantly better than its own base encoder
-# (paired Wilcoxon signed-rank test over queries or users, NDCG@10, p < 0.05) in every setting run; **partly**
-# when in some, or better on average everywhere; **not reproduced** otherwise; **not testable here** when no run
-# of this profile can test it. In the tables, `*` marks a model significantly better than its base encoder in that
+# (paired Wilcoxon signed-rank test over queries or users, NDCG@10, p < 0.05) in every setting run (for the
+# collision claim: no collision left on any catalogue); **partly** when in some settings; **not reproduced** when
+# in none, even if the change has the paper's sign (the evidence says so); **not testable here** when no run of
+# this profile can test it. In the tables, `*` marks a model significantly better than its base encoder in that
 # setting and `†` one significantly worse; cells are mean ± std over seeds.
 #
 # The paper's numbers come from other data releases and splits (Amazon 2023 for Table 2, the Amazon 2014 P5 split
