@@ -71,7 +71,8 @@ def wide(name: str) -> pd.DataFrame:
 def relative_change(name: str, model: str = "EncodeRec-22M", base: str = "all-MiniLM-L6-v2",
                     metric: str = "NDCG@10") -> dict[str, float]:
     """Per dataset, the paper's (model - base) / base; empty when the table lacks either model."""
-    long = table(name).set_index(["model", "dataset"])[metric]
-    if model not in long.index.get_level_values(0) or base not in long.index.get_level_values(0):
+    values = table(name).set_index(["model", "dataset"])[metric]  # an unknown table raises here, with the known ones
+    datasets, _, models = _TABLES[name]
+    if model not in models or base not in models:
         return {}
-    return {d: float(long[(model, d)] / long[(base, d)] - 1) for d in dict.fromkeys(table(name).dataset)}
+    return {d: float(values[(model, d)] / values[(base, d)] - 1) for d in datasets}

@@ -31,7 +31,6 @@ from encoderec.report import seed_summary
 
 ALPHA = 0.05
 METRIC = "NDCG@10"
-VERDICTS = ("reproduced", "partly", "not reproduced", "not testable here")
 EXPERIMENTS = ("retrieval", "collisions", "unisrec", "tiger")
 
 
@@ -39,20 +38,24 @@ EXPERIMENTS = ("retrieval", "collisions", "unisrec", "tiger")
 class Experiment:
     """How one results file is laid out: its model column, the column that splits settings, its metrics."""
 
-    name: str
     title: str
     model: str
     variant: str | None
     metrics: tuple[str, ...]
     paper_tables: tuple[str, ...]  # published tables to show beside ours (encoderec.paper)
 
+    @property
+    def settings(self) -> list[str]:
+        """The columns that name one setting: the dataset, and the mode or ID variant where there is one."""
+        return ["dataset", *([self.variant] if self.variant else [])]
+
 
 LAYOUTS = {
-    "retrieval": Experiment("retrieval", "Table 1: title-to-description retrieval (held-out items)", "model", None,
+    "retrieval": Experiment("Table 1: title-to-description retrieval (held-out items)", "model", None,
                             ("Recall@10", "NDCG@10", "MRR"), ("1",)),
-    "unisrec": Experiment("unisrec", "Table 2: UniSRec (test users, full ranking)", "model", "mode",
+    "unisrec": Experiment("Table 2: UniSRec (test users, full ranking)", "model", "mode",
                           ("Recall@10", "NDCG@10", "Recall@50", "NDCG@50"), ("2",)),
-    "tiger": Experiment("tiger", "Table 3: TIGER (test users, constrained beam search)", "backbone", "ids",
+    "tiger": Experiment("Table 3: TIGER (test users, constrained beam search)", "backbone", "ids",
                         ("Recall@5", "NDCG@5", "Recall@10", "NDCG@10"), ("TIGER", "3")),
 }
 
@@ -98,8 +101,8 @@ def _percent(change: float | None) -> str:
 
 
 def _setting(row: dict[str, Any], layout: Experiment) -> str:
-    variant = row.get(layout.variant) if layout.variant else None
-    return f"{row['dataset']} ({variant})" if variant else str(row["dataset"])
+    dataset, *variant = (row[k] for k in layout.settings)
+    return f"{dataset} ({variant[0]})" if variant else str(dataset)
 
 
 # --------------------------------------------------------------------------- tables
@@ -108,13 +111,10 @@ def marked_table(result: dict[str, Any], layout: Experiment) -> pd.DataFrame:
     """One row per dataset, setting and model: every metric as mean ± std over seeds, the model cell marked * (†) when
     it is significantly better (worse) than its base encoder on NDCG@10 in that setting."""
     table = pd.DataFrame(result["rows"])
-    by = ["dataset", *([layout.variant] if layout.variant else []), layout.model]
-    out = seed_summary(table, by, {m: m for m in layout.metrics if m in table})
-    marks = {(c["dataset"], c.get(layout.variant) if layout.variant else None, c["model"]): _significance(c)
-             for c in result.get("comparison", [])}
-    out[layout.model] = [f"{row[layout.model]} {marks.get(key, '')}".strip() for row, key in
-                         ((row, (row["dataset"], row.get(layout.variant) if layout.variant else None,
-                                 row[layout.model])) for row in out.to_dict(orient="records"))]
+    out = seed_summary(table, [*layout.settings, layout.model], {m: m for m in layout.metrics if m in table})
+    marks = {(*(c[k] for k in layout.settings), c["model"]): _significance(c) for c in result.get("comparison", [])}
+    out[layout.model] = [f"{r[layout.model]} {marks.get((*(r[k] for k in layout.settings), r[layout.model]), '')}"
+                         .strip() for r in out.to_dict(orient="records")]
     return out
 
 
@@ -137,9 +137,9 @@ def relative_changes(results: dict[str, dict[str, Any]], metric: str = METRIC) -
             rows.append({"experiment": name, "source": "paper", "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2",
                          "setting": dataset, "relative change": change, "p": None})
         for c in results.get(name, {}).get("comparison", []):
+            change = _relative(c[f"model {metric}"], c[f"base {metric}"])
             rows.append({"experiment": name, "source": "ours", "model": c["model"], "base": c["base"],
-                         "setting": _setting(c, layout), "relative change": _relative(c[f"model {metric}"], c[f"base {metric}"]),
-                         "p": p_value(c)})
+                         "setting": _setting(c, layout), "relative change": change, "p": p_value(c)})
     return pd.DataFrame(rows, columns=["experiment", "source", "model", "base", "setting", "relative change", "p"])
 
 
@@ -152,12 +152,11 @@ def _grade(holds: int, settings: int) -> str:
     return "partly" if holds else "not reproduced"
 
 
-def improvement_verdict(comparison: Sequence[dict[str, Any]], layout: Experiment, metric: str = METRIC,
-                        untested: str = "no run of an EncodeRec model beside its base encoder in this profile"
-                        ) -> tuple[str, str]:
+def improvement_verdict(comparison: Sequence[dict[str, Any]], layout: Experiment,
+                        metric: str = METRIC) -> tuple[str, str]:
     """(verdict, evidence) for "EncodeRec beats its base encoder" from an experiment's comparison rows."""
     if not comparison:
-        return "not testable here", untested
+        return "not testable here", "no run of an EncodeRec model beside its base encoder in this profile"
     better = [c for c in comparison if c[f"model {metric}"] > c[f"base {metric}"]]
     significant = [c for c in better if _significance(c, metric) == "*"]
     worse = [c for c in comparison if _significance(c, metric) == "†"]
@@ -174,9 +173,8 @@ def improvement_verdict(comparison: Sequence[dict[str, Any]], layout: Experiment
 def best_model_counts(result: dict[str, Any], layout: Experiment, model: str, metric: str = METRIC) -> str:
     """In how many settings `model` has the highest mean `metric` of every model run there (seed-averaged)."""
     table = pd.DataFrame(result["rows"])
-    by = ["dataset", *([layout.variant] if layout.variant else [])]
-    means = table.groupby([*by, layout.model], sort=False)[metric].mean().reset_index()
-    settings = [group for _, group in means.groupby(by, sort=False) if model in set(group[layout.model])]
+    means = table.groupby([*layout.settings, layout.model], sort=False)[metric].mean().reset_index()
+    settings = [group for _, group in means.groupby(layout.settings, sort=False) if model in set(group[layout.model])]
     wins = sum(group.loc[group[metric].idxmax(), layout.model] == model for group in settings)
     return f"{model} has the highest mean {metric} of all backbones run in {wins} of {len(settings)} settings"
 
@@ -204,9 +202,8 @@ def scaling_verdict(results: dict[str, dict[str, Any]], small: str = "EncodeRec-
             continue
         layout = LAYOUTS[name]
         table = pd.DataFrame(results[name]["rows"])
-        by = ["dataset", *([layout.variant] if layout.variant else [])]
-        means = table.groupby([*by, layout.model])[metric].mean()
-        for key, group in table.groupby(by):
+        means = table.groupby([*layout.settings, layout.model])[metric].mean()
+        for key, group in table.groupby(layout.settings):
             key = key if isinstance(key, tuple) else (key,)
             if {small, large} <= set(group[layout.model]):
                 pairs.append((f"{name} {' '.join(map(str, key))}", means[(*key, small)], means[(*key, large)]))
