@@ -135,3 +135,21 @@ def test_provenance_table_names_commit_machine_and_wall_time():
     row = summary.provenance_table({"unisrec": result}).iloc[0]
     assert row["commit"] == "0123456789 (dirty)" and row["machine"] == "2 CPUs, cpu" and row["wall time"] == "1.5 min"
     assert row["results"] == "results/p/unisrec.json"
+
+
+def test_per_seed_changes_show_how_the_change_moves_between_seeds():
+    result = {"rows": unisrec_rows({("A", "all-MiniLM-L6-v2", 0): 0.1, ("A", "all-MiniLM-L6-v2", 1): 0.2,
+                                    ("A", "EncodeRec-22M", 0): 0.11, ("A", "EncodeRec-22M", 1): 0.3}),
+              "comparison": [comparison(0.15, 0.205, 0.01) | {"seeds": 2}]}
+    assert summary.per_seed_changes(result, UNISREC) == "NDCG@10 change per seed: A (inductive): seed 0 +10.0%, seed 1 +50.0%"
+    assert summary.per_seed_changes(result | {"comparison": [comparison(0.15, 0.205, 0.01)]}, UNISREC) == ""
+
+
+def test_per_seed_changes_compare_every_seed_with_a_base_without_seeds():
+    rows = [{"dataset": "A", "model": "all-MiniLM-L6-v2", "seed": None, "NDCG@10": 0.5},
+            {"dataset": "A", "model": "EncodeRec-22M", "seed": 0, "NDCG@10": 0.6},
+            {"dataset": "A", "model": "EncodeRec-22M", "seed": 1, "NDCG@10": 0.55}]
+    result = {"rows": rows, "comparison": [{"dataset": "A", "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2",
+                                            "seeds": 2}]}
+    changes = summary.per_seed_changes(result, summary.LAYOUTS["retrieval"])
+    assert changes == "NDCG@10 change per seed: A: seed 0 +20.0%, seed 1 +10.0%"
