@@ -294,7 +294,8 @@ def provenance_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
         rows.append({"results": f"results/{result['profile']}/{name}.json", "notebook": result["notebook"],
                      "commit": commit[:10] + (" (dirty)" if prov["git"]["dirty"] else ""),
                      "machine": f"{prov['machine']['cpu_count']} CPUs, {prov['machine']['device']}",
-                     "started": prov["started_at"], "wall time": f"{prov['wall_time_s'] / 60:.1f} min"})
+                     "started": prov["started_at"], "wall time": f"{prov['wall_time_s'] / 60:.1f} min",
+                     "runs trained on": ", ".join(sorted({r["device"] for r in result.get("rows", []) if r.get("device")}))})
     return pd.DataFrame(rows)
 
 
@@ -330,7 +331,8 @@ def sections(results: dict[str, dict[str, Any]], found: Sequence[Claim],
         out.append(Section("Figures", images=figures))
     if results:
         out.append(Section("Provenance", ["Where every number comes from: the commit, the machine and the wall "
-                                          "time of the notebook run that wrote it."],
+                                          "time of the notebook run that wrote it, and the devices that trained "
+                                          "the recommender runs it read from the run caches."],
                            [_records(provenance_table(results))]))
     return out
 

@@ -131,10 +131,11 @@ def test_index_page_shows_the_summary(tmp_path):
 def test_provenance_table_names_commit_machine_and_wall_time():
     result = {"profile": "p", "notebook": "04_unisrec", "provenance": {
         "git": {"commit": "0123456789abcdef", "dirty": True}, "machine": {"cpu_count": 2, "device": "cpu"},
-        "started_at": "2026-11-27T00:00:00+00:00", "wall_time_s": 90.0}}
+        "started_at": "2026-11-27T00:00:00+00:00", "wall_time_s": 90.0},
+        "rows": [{"device": "cuda"}, {"device": "cpu"}, {"device": "cuda"}]}
     row = summary.provenance_table({"unisrec": result}).iloc[0]
     assert row["commit"] == "0123456789 (dirty)" and row["machine"] == "2 CPUs, cpu" and row["wall time"] == "1.5 min"
-    assert row["results"] == "results/p/unisrec.json"
+    assert row["results"] == "results/p/unisrec.json" and row["runs trained on"] == "cpu, cuda"
 
 
 def test_per_seed_changes_show_how_the_change_moves_between_seeds():
