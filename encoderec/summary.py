@@ -108,8 +108,8 @@ def _setting(row: dict[str, Any], layout: Experiment) -> str:
 # --------------------------------------------------------------------------- tables
 
 def marked_table(result: dict[str, Any], layout: Experiment) -> pd.DataFrame:
-    """One row per dataset, setting and model: every metric as mean ± std over seeds, the model cell marked * (†) when
-    it is significantly better (worse) than its base encoder on NDCG@10 in that setting."""
+    """One row per dataset, setting and model: every metric as mean ± std over seeds, the model cell marked * (†)
+    when it is significantly better (worse) than its base encoder on NDCG@10 in that setting."""
     table = pd.DataFrame(result["rows"])
     out = seed_summary(table, [*layout.settings, layout.model], {m: m for m in layout.metrics if m in table})
     marks = {(*(c[k] for k in layout.settings), c["model"]): _significance(c) for c in result.get("comparison", [])}
@@ -205,8 +205,8 @@ def collision_verdict(result: dict[str, Any] | None) -> tuple[str, str]:
     eliminated = [r for r in rows if r["eliminated (all seeds)"]]
     fewer = [r for r in rows if r["EncodeRec coll@3"] < r["base coll@3"]]
     verdict = _grade(len(eliminated), len(rows))
-    details = "; ".join(f"{r['dataset']}: {r['model']} {r['EncodeRec coll@3']:.1%} vs {r['base']} {r['base coll@3']:.1%}"
-                        for r in rows)
+    details = "; ".join(f"{r['dataset']}: {r['model']} {r['EncodeRec coll@3']:.1%} vs {r['base']} "
+                        f"{r['base coll@3']:.1%}" for r in rows)
     return verdict, (f"RQ-VAE 3 x 256 codes, collision rate at 3 levels (items without an ID of their own): "
                      f"eliminated on {len(eliminated)} of {len(rows)} catalogues, fewer than the base encoder on "
                      f"{len(fewer)}. {details}.")
@@ -291,11 +291,12 @@ def provenance_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
     for name, result in results.items():
         prov = result["provenance"]
         commit = prov["git"]["commit"] or "unknown"
+        devices = sorted({r["device"] for r in result.get("rows", []) if r.get("device")})
         rows.append({"results": f"results/{result['profile']}/{name}.json", "notebook": result["notebook"],
                      "commit": commit[:10] + (" (dirty)" if prov["git"]["dirty"] else ""),
                      "machine": f"{prov['machine']['cpu_count']} CPUs, {prov['machine']['device']}",
                      "started": prov["started_at"], "wall time": f"{prov['wall_time_s'] / 60:.1f} min",
-                     "runs trained on": ", ".join(sorted({r["device"] for r in result.get("rows", []) if r.get("device")}))})
+                     "runs trained on": ", ".join(devices)})
     return pd.DataFrame(rows)
 
 
@@ -306,9 +307,9 @@ def sections(results: dict[str, dict[str, Any]], found: Sequence[Claim],
     out = [Section("Verdicts on the paper's claims", [
         "Reproduced = significantly better than the base encoder (paired Wilcoxon over queries or users, p < 0.05) "
         "in every setting run (for collisions: none left on every catalogue); partly = in some settings; not "
-        "reproduced = in none; not testable here = no run of this profile can test it. In the tables below, * marks a model significantly "
-        "better than its base encoder on NDCG@10 in that setting, † significantly worse; cells are mean ± std over "
-        "seeds."], [[asdict(c) for c in found]])]
+        "reproduced = in none; not testable here = no run of this profile can test it. In the tables below, * marks "
+        "a model significantly better than its base encoder on NDCG@10 in that setting, † significantly worse; cells "
+        "are mean ± std over seeds."], [[asdict(c) for c in found]])]
     changes = relative_changes(results)
     if not changes.empty:
         shown = changes.assign(**{"relative change": changes["relative change"].map(_percent),

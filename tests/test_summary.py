@@ -142,7 +142,8 @@ def test_per_seed_changes_show_how_the_change_moves_between_seeds():
     result = {"rows": unisrec_rows({("A", "all-MiniLM-L6-v2", 0): 0.1, ("A", "all-MiniLM-L6-v2", 1): 0.2,
                                     ("A", "EncodeRec-22M", 0): 0.11, ("A", "EncodeRec-22M", 1): 0.3}),
               "comparison": [comparison(0.15, 0.205, 0.01) | {"seeds": 2}]}
-    assert summary.per_seed_changes(result, UNISREC) == "NDCG@10 change per seed: A (inductive): seed 0 +10.0%, seed 1 +50.0%"
+    expected = "NDCG@10 change per seed: A (inductive): seed 0 +10.0%, seed 1 +50.0%"
+    assert summary.per_seed_changes(result, UNISREC) == expected
     assert summary.per_seed_changes(result | {"comparison": [comparison(0.15, 0.205, 0.01)]}, UNISREC) == ""
 
 
