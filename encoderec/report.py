@@ -23,7 +23,9 @@ source, parameters, library code and data are unchanged since its last successfu
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
+import importlib.metadata
 import json
 import math
 import os
@@ -41,6 +43,10 @@ from encoderec.io import atomic_path, read_json, read_yaml, sha256_text, write_j
 
 KERNEL_NAME = "encoderec"
 INJECTED = ("profile", "data_dir", "output_root")  # every notebook's parameters cell declares these
+PLOTLYJS = "plotly.min.js"
+# Distributions whose versions every results file records (the numbers depend on them); the lock pins them all.
+KEY_PACKAGES = ("torch", "transformers", "sentence-transformers", "faiss-cpu", "numpy", "scipy", "scikit-learn",
+                "pandas")
 
 
 # --------------------------------------------------------------------------- provenance
@@ -75,6 +81,21 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def environment(root: Path | None = None) -> dict[str, Any]:
+    """The versions of KEY_PACKAGES as installed (None where one is not), and the SHA-256 of the lock file the
+    environment was installed from (None outside a checkout)."""
+    lock = (root or config.project_root()) / "requirements.lock"
+    return {"packages": {name: _installed_version(name) for name in KEY_PACKAGES},
+            "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None}
+
+
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def provenance(params: dict[str, Any], started: float) -> dict[str, Any]:
     from encoderec import __version__
 
@@ -83,6 +104,7 @@ def provenance(params: dict[str, Any], started: float) -> dict[str, Any]:
         "encoderec": __version__,
         "parameters": params,
         "machine": machine(),
+        "environment": environment(),
         "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
         "wall_time_s": round(time.time() - started, 2),
     }
@@ -149,27 +171,31 @@ class NotebookRun:
     def figure(self, fig: Any, name: str, static: bool = False) -> Any:
         """Save a plotly figure as offline HTML under figures/<profile>/ (and as a PNG with `static`, for pages that
         cannot run JavaScript: RESULTS.md on GitHub) and return it for display."""
-        # One shared plotly.min.js per folder keeps each figure small and still offline.
+        # One shared plotly.min.js per folder keeps each figure small and still offline; it is committed with the
+        # figures, so a clone opens them without running anything.
+        self._write_plotlyjs()
         with atomic_path(self.figures_dir / f"{name}.html") as tmp:
-            fig.write_html(tmp, include_plotlyjs="directory", full_html=True, div_id=name)  # stable across runs
+            fig.write_html(tmp, include_plotlyjs=PLOTLYJS, full_html=True, div_id=name)  # stable across runs
         if static:
+            from encoderec.plots import write_png
+
             with atomic_path(self.figures_dir / f"{name}.png") as tmp:
-                _write_png(fig, tmp)
+                write_png(fig, tmp)
         return fig
+
+    def _write_plotlyjs(self) -> None:
+        """figures/<profile>/plotly.min.js: the bundle of the installed plotly, rewritten when plotly changes
+        (plotly's own include_plotlyjs="directory" never replaces an older bundle)."""
+        from plotly.offline import get_plotlyjs
+
+        bundle, text = self.figures_dir / PLOTLYJS, get_plotlyjs()
+        if not bundle.is_file() or bundle.read_text(encoding="utf-8") != text:
+            write_text(bundle, text)
 
     def static_figures(self) -> list[tuple[str, str]]:
         """(name, path relative to the output root) of every PNG this profile's notebooks saved."""
         return [(p.stem.replace("_", " "), str(p.relative_to(self.output_root)))
                 for p in sorted(self.figures_dir.glob("*.png"))]
-
-
-def _write_png(fig: Any, path: Path) -> None:
-    try:
-        fig.write_image(path, format="png", width=1000, height=fig.layout.height or 480, scale=1)
-    except Exception as e:  # kaleido raises its own types, and plain RuntimeErrors when no browser is found
-        raise EncoderecError(f"{path.name}: could not render the static figure ({type(e).__name__}: {e}); kaleido "
-                             "needs Chrome or Chromium: install one (apt install chromium) or run "
-                             "`plotly_get_chrome`") from e
 
 
 def _missing_as_null(obj: Any) -> Any:
@@ -277,10 +303,15 @@ class ReportDirs:
 
 
 def ensure_kernel() -> None:
-    """Register this interpreter as the Jupyter kernel 'encoderec' (idempotent)."""
+    """Register this interpreter as the Jupyter kernel 'encoderec' in its own environment (idempotent), and put that
+    environment first on JUPYTER_PATH for this process: a kernel of the same name elsewhere (another clone's in
+    ~/.local/share/jupyter, which Jupyter would otherwise prefer) never runs the notebooks."""
     from ipykernel.kernelspec import install
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
+    own = str(Path(sys.prefix) / "share" / "jupyter")
+    others = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p and p != own]
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([own, *others])
     try:
         spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
         if spec.argv and Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():

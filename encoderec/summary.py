@@ -295,9 +295,20 @@ def provenance_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
         rows.append({"results": f"results/{result['profile']}/{name}.json", "notebook": result["notebook"],
                      "commit": commit[:10] + (" (dirty)" if prov["git"]["dirty"] else ""),
                      "machine": f"{prov['machine']['cpu_count']} CPUs, {prov['machine']['device']}",
+                     "packages": _package_versions(prov),
                      "started": prov["started_at"], "wall time": f"{prov['wall_time_s'] / 60:.1f} min",
                      "runs trained on": ", ".join(devices)})
     return pd.DataFrame(rows)
+
+
+def _package_versions(prov: dict[str, Any]) -> str:
+    """The key packages' versions a results file was computed with, or "not recorded" (files written before the
+    environment was recorded)."""
+    packages = prov.get("environment", {}).get("packages")
+    if not packages:
+        return "not recorded"
+    shown = ("torch", "transformers", "sentence-transformers", "faiss-cpu", "numpy")
+    return ", ".join(f"{name} {packages.get(name)}" for name in shown)
 
 
 def sections(results: dict[str, dict[str, Any]], found: Sequence[Claim],

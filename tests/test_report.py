@@ -61,7 +61,13 @@ def test_runs_writes_provenance_and_skips_unchanged(project):
     assert result["rows"] == [{"metric": "answer", "value": 42}]
     prov = result["provenance"]
     assert prov["parameters"] == {"profile": "t", "scale": 2}
-    assert {"git", "machine", "wall_time_s", "started_at"} <= set(prov)
+    assert {"git", "machine", "environment", "wall_time_s", "started_at"} <= set(prov)
+    import numpy
+    import torch
+
+    packages = prov["environment"]["packages"]
+    assert packages["torch"] == torch.__version__ and packages["numpy"] == numpy.__version__
+    assert set(report.KEY_PACKAGES) == set(packages)
     out = project.reports("t")
     assert (out / "01_demo.ipynb").is_file() and (out / "01_demo.html").is_file()
     index = (out / "index.html").read_text()
@@ -217,3 +223,60 @@ def test_git_dirty_flag_ignores_the_outputs(tmp_path):
     assert report.git_commit(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert report.git_commit(tmp_path)["dirty"] is True
+
+
+def test_environment_hashes_the_lock_file_it_finds(tmp_path):
+    import hashlib
+
+    assert report.environment(tmp_path)["lock_sha256"] is None
+    (tmp_path / "requirements.lock").write_text("numpy==2.0.0 --hash=sha256:00\n")
+    expected = hashlib.sha256(b"numpy==2.0.0 --hash=sha256:00\n").hexdigest()
+    assert report.environment(tmp_path)["lock_sha256"] == expected
+
+
+def test_figures_share_the_installed_plotly_bundle(tmp_path):
+    import plotly.graph_objects as go
+    from plotly.offline import get_plotlyjs
+
+    run = report.start("x", {"profile": "t"}, tmp_path)
+    bundle = run.figures_dir / "plotly.min.js"
+    bundle.parent.mkdir(parents=True)
+    bundle.write_text("/* an older plotly.js */")
+    run.figure(go.Figure(go.Bar(x=["a", "b"], y=[1, 2])), "bars")
+    assert bundle.read_text() == get_plotlyjs()  # a stale bundle is replaced, not kept
+    page = (run.figures_dir / "bars.html").read_text()
+    assert '<script charset="utf-8" src="plotly.min.js"></script>' in page and 'id="bars"' in page
+    assert not (run.figures_dir / "bars.png").exists()
+
+
+def test_outputs_are_written_atomically_with_the_usual_permissions(tmp_path):
+    import os
+
+    from encoderec.io import write_json
+
+    umask = os.umask(0)
+    os.umask(umask)
+    write_json(tmp_path / "r.json", {"a": 1})
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
+
+
+def test_the_kernel_is_this_interpreter_even_with_another_registered(tmp_path, monkeypatch):
+    """A kernel named 'encoderec' in the user's Jupyter folder (another clone's) must not run our notebooks."""
+    import sys
+    from pathlib import Path
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    stale = tmp_path / "user" / "kernels" / report.KERNEL_NAME
+    stale.mkdir(parents=True)
+    (stale / "kernel.json").write_text(json.dumps({"argv": ["/nonexistent/python", "-m", "ipykernel_launcher", "-f",
+                                                            "{connection_file}"], "display_name": "stale",
+                                                   "language": "python"}))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "user"))
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")  # Jupyter's own choice outside a venv: the user's folder first
+    monkeypatch.delenv("JUPYTER_PATH", raising=False)
+    assert KernelSpecManager().get_kernel_spec(report.KERNEL_NAME).argv[0] == "/nonexistent/python"
+    report.ensure_kernel()
+    spec = KernelSpecManager().get_kernel_spec(report.KERNEL_NAME)
+    assert Path(spec.argv[0]).resolve() == Path(sys.executable).resolve()

@@ -136,6 +136,13 @@ def test_provenance_table_names_commit_machine_and_wall_time():
     row = summary.provenance_table({"unisrec": result}).iloc[0]
     assert row["commit"] == "0123456789 (dirty)" and row["machine"] == "2 CPUs, cpu" and row["wall time"] == "1.5 min"
     assert row["results"] == "results/p/unisrec.json" and row["runs trained on"] == "cpu, cuda"
+    assert row["packages"] == "not recorded"  # written before the environment was recorded
+    packages = {"torch": "2.13.0+cpu", "transformers": "5.24.0", "sentence-transformers": "6.2.0",
+                "faiss-cpu": "1.15.1", "numpy": "2.4.6", "scipy": "1.17.1"}
+    result["provenance"]["environment"] = {"packages": packages, "lock_sha256": "ab" * 32}
+    row = summary.provenance_table({"unisrec": result}).iloc[0]
+    assert row["packages"] == ("torch 2.13.0+cpu, transformers 5.24.0, sentence-transformers 6.2.0, faiss-cpu 1.15.1, "
+                               "numpy 2.4.6")
 
 
 def test_per_seed_changes_show_how_the_change_moves_between_seeds():

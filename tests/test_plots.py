@@ -1,0 +1,99 @@
+"""Static figures: drawn by matplotlib from the plotly figure, with no browser anywhere on the machine."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from matplotlib.image import imread
+
+from encoderec import config, plots
+from encoderec.errors import EncoderecError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def collision_rows() -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": d, "backbone": b, "tokenizer": "rqvae", "seed": s, "collision_rate@3": r + s / 100}
+                         for d, r in (("Scientific", 0.07), ("Office", 0.02)) for b in ("MiniLM", "EncodeRec")
+                         for s in (0, 1)])
+
+
+def change_rows() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"experiment": "retrieval", "setting": "Scientific", "source": "ours", "relative change": 0.25, "p": 1e-5,
+         "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2"},
+        {"experiment": "retrieval", "setting": "Toys", "source": "ours", "relative change": 0.01, "p": 0.3,
+         "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2"},
+        {"experiment": "tiger", "setting": "Beauty", "source": "paper", "relative change": 0.06, "p": None,
+         "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2"},
+    ])
+
+
+@pytest.mark.parametrize("figure", [lambda: plots.collision_rates(collision_rows()),
+                                    lambda: plots.relative_changes(change_rows())], ids=["bars", "markers"])
+def test_write_png_draws_the_summary_figures(figure, tmp_path):
+    fig = figure()
+    plots.write_png(fig, tmp_path / "f.png", width=800)
+    assert (tmp_path / "f.png").read_bytes()[:8] == PNG_MAGIC
+    pixels = imread(tmp_path / "f.png")
+    assert pixels.shape[:2] == (fig.layout.height or 480, 800)
+    assert pixels[..., :3].std() > 0.05  # something was drawn, not a blank canvas
+
+
+def test_write_png_places_categories_in_the_layout_order(tmp_path):
+    fig = go.Figure(go.Scatter(x=[1.0, 2.0], y=["b", "a"], mode="markers"))
+    fig.update_layout(yaxis={"categoryorder": "array", "categoryarray": ["a", "b"]})
+    assert plots._category_positions(fig, "y") == {"a": 0, "b": 1}
+    assert plots._category_positions(fig, "x") == {}  # numeric axis
+    plots.write_png(fig, tmp_path / "f.png")
+
+
+def test_write_png_refuses_traces_it_cannot_draw(tmp_path):
+    fig = go.Figure([go.Bar(x=["a"], y=[1]), go.Heatmap(z=np.eye(2))])
+    with pytest.raises(EncoderecError, match=r"f\.png: write_png draws bar and scatter traces, not heatmap"):
+        plots.write_png(fig, tmp_path / "f.png")
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_static_figures_need_no_browser(tmp_path):
+    """The notebooks' static-figure path in a process that cannot find any browser: PATH is empty and the
+    variables browser lookups read point nowhere, so a renderer that needs Chrome would fail here."""
+    script = textwrap.dedent(f"""
+        import pandas as pd, plotly.graph_objects as go, shutil
+        from encoderec import plots, report
+        assert shutil.which("chromium") is None and shutil.which("google-chrome") is None
+        run = report.start("06_summary", {{"profile": "t"}}, {str(tmp_path)!r})
+        rows = pd.DataFrame({json.dumps(collision_rows().to_dict(orient="records"))})
+        run.figure(plots.collision_rates(rows), "summary_collision_rate", static=True)
+        print(run.static_figures())
+    """)
+    env = {"PATH": "", "HOME": str(tmp_path), "BROWSER_PATH": "/nonexistent", "CHROME_BIN": "/nonexistent",
+           "BROWSER": "/nonexistent", "MPLCONFIGDIR": str(tmp_path / "mpl"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(config.project_root())}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    png = tmp_path / "figures" / "t" / "summary_collision_rate.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert "figures/t/summary_collision_rate.png" in done.stdout
+
+
+def test_committed_figures_open_from_a_clone():
+    """Every committed interactive figure loads plotly.js from a file committed beside it."""
+    root = config.project_root()
+    listed = subprocess.run(["git", "ls-files", "figures"], cwd=root, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    tracked = set(listed.stdout.split())
+    pages = [p for p in tracked if p.endswith(".html")]
+    for page in pages:
+        text = (root / page).read_text(encoding="utf-8")[:5000]
+        if 'src="plotly.min.js"' in text:
+            bundle = os.path.join(os.path.dirname(page), "plotly.min.js")
+            assert bundle in tracked, f"{page} loads plotly.min.js, which is not committed beside it"
+            assert (root / bundle).read_text(encoding="utf-8")[:200].lstrip("/* \n").startswith("plotly.js v")
