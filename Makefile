@@ -27,7 +27,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(VENV)/bin/pip-sync -q --pip-args "--no-deps" requirements.lock
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PIP) check
-	$(PY) -c "from encoderec.report import ensure_kernel; ensure_kernel()"
+	$(PY) -c "from encoderec.runner import ensure_kernel; ensure_kernel()"
 	touch $@
 
 lock: install

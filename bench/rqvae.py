@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the backbones resolve to local folders; never wait on the hub
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402

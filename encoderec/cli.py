@@ -21,21 +21,21 @@ def _cmd_stats(args: argparse.Namespace) -> None:
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
-    from encoderec import config, convert, data
+    from encoderec import convert, data, paths
 
     dataset = convert.convert_release(
-        args.release, args.reviews, args.meta, args.name, config.data_dir(args.data_dir), min_count=args.min_count
+        args.release, args.reviews, args.meta, args.name, paths.data_dir(args.data_dir), min_count=args.min_count
     )
     print(json.dumps(data.stats(dataset)))
 
 
 def _cmd_download(args: argparse.Namespace) -> None:
-    from encoderec import config, convert, data
+    from encoderec import convert, data, paths
 
     dataset = convert.download(
         args.category,
         args.release,
-        config.data_dir(args.data_dir),
+        paths.data_dir(args.data_dir),
         name=args.name,
         base_url=args.base_url,
         min_count=args.min_count,
@@ -44,9 +44,9 @@ def _cmd_download(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from encoderec import report
+    from encoderec import runner
 
-    summary = report.run_report(args.profile, only=args.only, data_dir=args.data_dir, force=args.force,
+    summary = runner.run_report(args.profile, only=args.only, data_dir=args.data_dir, force=args.force,
                                  part=args.part)
     print(summary)
 

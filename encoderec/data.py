@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from encoderec import config
+from encoderec import paths
 from encoderec.errors import EncoderecError
 from encoderec.io import read_json, write_json
 
@@ -90,19 +90,19 @@ class TextView:
 # --------------------------------------------------------------------------- loading
 
 def dataset_files(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
-    folder = config.data_dir(data_dir) / name
+    folder = paths.data_dir(data_dir) / name
     return {kind: folder / f"{name}.{kind}.json" for kind in ("item", "inter", "time")}
 
 
 def available_datasets(data_dir: str | os.PathLike | None = None) -> list[str]:
-    root = config.data_dir(data_dir)
+    root = paths.data_dir(data_dir)
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / f"{p.name}.item.json").is_file())
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Read and validate dataset `name` from the data directory (see encoderec.config.data_dir)."""
+    """Read and validate dataset `name` from the data directory (see encoderec.paths.data_dir)."""
     files = dataset_files(name, data_dir)
     if not files["item"].is_file():
         known = ", ".join(available_datasets(data_dir)) or "none"
@@ -221,7 +221,8 @@ class Split(NamedTuple):
 
 
 def leave_one_out(sequences: Sequence[Sequence[int]]) -> Split:
-    """Last item = test, second to last = validation, the rest = training."""
+    """Last item = test, second to last = validation, the rest = training. An item may occur more than once in a
+    sequence (a repeat purchase): it stays where it is, and may be a target that also stands in its history."""
     train, valid, test = [], [], []
     for user, seq in enumerate(sequences):
         seq = list(seq)

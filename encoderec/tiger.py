@@ -23,6 +23,9 @@ codes with a child node are allowed (log-probabilities of the full vocabulary, t
 `beam_size` best partial IDs survive. After the last level every beam is a complete, existing ID: no invalid ID
 is ever returned. IDs are sorted by their summed log-probability.
 
+Repeated items (a user buying an item again) stay in the histories and targets; decoding masks nothing, so an item
+the user already has can be recommended and a repeat purchase can be a hit (as in TIGER).
+
 IDs without a 4th code may be shared by several items. Then an ID stands for its group of g items; a beam hit on
 the target's ID counts 1/g (the faithful metric: a random pick inside the group), which `rank` returns as gains.
 """
@@ -47,11 +50,10 @@ from tqdm.auto import tqdm
 from transformers import T5Config, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 
-from encoderec import config as settings
-from encoderec import metrics
+from encoderec import metrics, paths
 from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
 from encoderec.errors import EncoderecError, check_config
-from encoderec.io import cached_json, settings_key, sha256_array, sha256_text
+from encoderec.io import cached_json, code_version, settings_key, sha256_array, sha256_text
 from encoderec.semantic_ids import check_codes, group_ids
 
 PAD, END, FIRST_CODE = 0, 1, 2
@@ -312,12 +314,12 @@ class Tiger:
 def fit_and_rank(split: Split, ids: Any, config: TigerConfig, cache_dir: str | os.PathLike | None = None,
                  progress: bool = True) -> dict[str, Any]:
     """Fit, then rank the validation and test examples; kept in <cache dir>/tiger/<key>.json (the key hashes the
-    config but not the device, the IDs and the split). Returns {"config", "best_epoch", "history", "fit_seconds",
+    code that computes it, the config but not the device, the IDs and the split). Returns {"config", "best_epoch", "history", "fit_seconds",
     "rank_seconds", "valid_ranks", "valid_gains", "test_ranks", "test_gains"}."""
     tiger = Tiger(config)
     resolved = {**dataclasses.asdict(config), "device": tiger.device.type}
-    key = sha256_text(settings_key(config), sha256_array(check_codes(ids)), repr(split))
-    path = Path(cache_dir or settings.cache_dir()) / "tiger" / f"{key}.json"
+    key = sha256_text(code_version("tiger"), settings_key(config), sha256_array(check_codes(ids)), repr(split))
+    path = Path(cache_dir or paths.cache_dir()) / "tiger" / f"{key}.json"
 
     def compute() -> dict[str, Any]:
         start = time.perf_counter()

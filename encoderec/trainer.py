@@ -50,7 +50,7 @@ from sentence_transformers.base.evaluation import SequentialEvaluator
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
-from encoderec import config, data, embeddings, loss
+from encoderec import data, embeddings, loss, paths
 from encoderec.errors import EncoderecError
 from encoderec.io import read_json, read_yaml, sha256_text, write_json
 
@@ -239,7 +239,7 @@ def _exclusion(
 
 
 def default_output_dir(cfg: TrainConfig) -> Path:
-    return config.cache_dir() / "encoderec" / f"{cfg.name}-{cfg.fingerprint()[:12]}"
+    return paths.cache_dir() / "encoderec" / f"{cfg.name}-{cfg.fingerprint()[:12]}"
 
 
 def train(

@@ -27,8 +27,11 @@ built from examples of similar length (shuffled within buckets) so a batch is pa
 not to max_len. The ID-only SASRec uses the same cosine / temperature scoring, so only the item representation
 differs between the three modes.
 
-Ranking: every item scores, the user's history items are excluded (the mirrored datasets have no repeated
-item in a sequence), rank = number of items scoring above the target.
+Ranking: every item scores, the user's history items are excluded, rank = number of the remaining items scoring
+above the target. Repeated items (Amazon 2023 without a k-core filter has users who buy an item again) are kept
+as they are: in the splits, in training prefixes (as history and as targets), and in evaluation, where a target
+that is also in the user's history is still ranked, against the items outside the history (excluding it with the
+history would make every repeat purchase a certain miss). TIGER needs no rule: it does not mask the history.
 """
 
 from __future__ import annotations
@@ -49,11 +52,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from encoderec import config as settings
-from encoderec import metrics
+from encoderec import metrics, paths
 from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
 from encoderec.errors import EncoderecError, check_config
-from encoderec.io import cached_json, settings_key, sha256_array, sha256_text
+from encoderec.io import cached_json, code_version, settings_key, sha256_array, sha256_text
 
 MODES = ("inductive", "transductive", "id")
 
@@ -251,7 +253,8 @@ class SequentialRecommender:
 
     @torch.no_grad()
     def rank(self, examples: Sequence[Example]) -> np.ndarray:
-        """0-based rank of each example's target among all items, its history items excluded."""
+        """0-based rank of each example's target among all items, its history items excluded (the target itself is
+        always ranked, also when it repeats a history item)."""
         if self.model is None:
             raise EncoderecError("rank: the model is not fitted; call fit(split, n_items, text_embeddings) first")
         was_training = self.model.training
@@ -261,13 +264,13 @@ class SequentialRecommender:
             batch = [examples[i] for i in idx]
             histories, lengths, targets = (t.to(self.device) for t in collate(batch, self.config.max_len))
             scores = self.model.logits(histories, lengths)
+            target_scores = scores.gather(1, targets[:, None])  # before the mask: a repeated target still counts
             # the whole history, also beyond max_len, masked in one indexing operation (a loop of per-user
             # assignments was most of a validation pass on a GPU)
             rows = torch.repeat_interleave(torch.arange(len(batch)), torch.tensor([len(e.history) for e in batch]))
             items = torch.tensor([i for e in batch for i in e.history])
             scores = scores.index_put((rows.to(self.device), items.to(self.device)),
                                       torch.tensor(-math.inf, device=self.device))
-            target_scores = scores.gather(1, targets[:, None])
             ranks[idx] = (scores > target_scores).sum(1).cpu().numpy()
         self.model.train(was_training)
         return ranks
@@ -277,13 +280,14 @@ def fit_and_rank(split: Split, n_items: int, text_embeddings: np.ndarray | None,
                  cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
     """Fit, then rank the validation and test examples; the result is kept in <cache dir>/unisrec/<key>.json.
 
-    The key hashes the config (not the device), the text embeddings and the split, so a re-run is a read.
+    The key hashes the code that computes it (`io.code_version`), the config (not the device), the text embeddings
+    and the split, so a re-run is a read, and a change to the code is a new run.
     Returns {"config", "best_epoch", "history", "fit_seconds", "rank_seconds", "valid_ranks", "test_ranks"}.
     """
     recommender = SequentialRecommender(config)
     text_key = "none" if config.mode == "id" or text_embeddings is None else sha256_array(text_embeddings)
-    key = sha256_text(settings_key(config), text_key, str(n_items), repr(split))
-    path = Path(cache_dir or settings.cache_dir()) / "unisrec" / f"{key}.json"
+    key = sha256_text(code_version("unisrec"), settings_key(config), text_key, str(n_items), repr(split))
+    path = Path(cache_dir or paths.cache_dir()) / "unisrec" / f"{key}.json"
     return cached_json(path, lambda: _fit_and_rank(recommender, split, n_items, text_embeddings, progress))
 
 

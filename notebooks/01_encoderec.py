@@ -42,7 +42,7 @@ training = {
     "warmup_ratio": 0.1,
     "epochs": 1.0,
     "temperature": 0.05,
-    "max_seq_length": 128,
+    "max_seq_length": 64,
 }
 
 # %%

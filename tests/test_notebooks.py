@@ -13,9 +13,9 @@ import jupytext
 import pytest
 import yaml
 
-from encoderec import config, report
+from encoderec import paths, profiles, runner
 
-ROOT = config.project_root()
+ROOT = paths.project_root()
 EXPECTED = yaml.safe_load((ROOT / "tests" / "expected" / "smoke.yaml").read_text())
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="session")
 def smoke(mirror) -> Path:
     """The smoke report (notebooks whose inputs are unchanged since their last run are not re-executed)."""
-    report.run_report("smoke")
+    runner.run_report("smoke")
     return ROOT
 
 
@@ -59,7 +59,7 @@ def test_results_carry_provenance(smoke):
 def test_report_pages_render_offline(smoke):
     out = smoke / "reports" / "smoke"
     index = (out / "index.html").read_text()
-    for nb in report.load_profile("smoke").notebooks:
+    for nb in profiles.load_profile("smoke").notebooks:
         assert f'href="{nb}.html"' in index
         page = (out / f"{nb}.html").read_text()
         assert not re.search(r'<script[^>]*src="https?://[^"]*plotly', page), f"{nb}.html loads plotly.js from the network"

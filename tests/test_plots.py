@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import pytest
 from matplotlib.image import imread
 
-from encoderec import config, plots
+from encoderec import paths, plots
 from encoderec.errors import EncoderecError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -75,7 +75,7 @@ def test_static_figures_need_no_browser(tmp_path):
     """)
     env = {"PATH": "", "HOME": str(tmp_path), "BROWSER_PATH": "/nonexistent", "CHROME_BIN": "/nonexistent",
            "BROWSER": "/nonexistent", "MPLCONFIGDIR": str(tmp_path / "mpl"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(config.project_root())}
+           "PYTHONPATH": str(paths.project_root())}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     png = tmp_path / "figures" / "t" / "summary_collision_rate.png"
@@ -85,7 +85,7 @@ def test_static_figures_need_no_browser(tmp_path):
 
 def test_committed_figures_open_from_a_clone():
     """Every committed interactive figure loads plotly.js from a file committed beside it."""
-    root = config.project_root()
+    root = paths.project_root()
     listed = subprocess.run(["git", "ls-files", "figures"], cwd=root, capture_output=True, text=True)
     if listed.returncode != 0:
         pytest.skip("not a git checkout")

@@ -3,7 +3,7 @@ import textwrap
 
 import pytest
 
-from encoderec import report
+from encoderec import paths, profiles, report, runner, tables
 from encoderec.errors import EncoderecError
 
 NOTEBOOK = '''\
@@ -41,7 +41,7 @@ def project(tmp_path):
     (tmp_path / "params").mkdir()
     (tmp_path / "notebooks" / "01_demo.py").write_text(NOTEBOOK)
     (tmp_path / "notebooks" / "02_fail.py").write_text(FAILING)
-    return report.ReportDirs(tmp_path / "notebooks", tmp_path / "params", tmp_path)
+    return paths.ReportDirs(tmp_path / "notebooks", tmp_path / "params", tmp_path)
 
 
 def write_profile(dirs, name, text):
@@ -55,7 +55,7 @@ def test_runs_writes_provenance_and_skips_unchanged(project):
         notebooks:
           01_demo: {scale: 2}
         """)
-    summary = report.run_report("t", dirs=project)
+    summary = runner.run_report("t", dirs=project)
     assert "01_demo ok" in summary
     result = json.loads((project.output_root / "results" / "t" / "demo.json").read_text())
     assert result["rows"] == [{"metric": "answer", "value": 42}]
@@ -73,17 +73,17 @@ def test_runs_writes_provenance_and_skips_unchanged(project):
     index = (out / "index.html").read_text()
     assert "01_demo" in index and "demo.json" in index and "a test profile" in index
 
-    assert "01_demo cached" in report.run_report("t", dirs=project)
+    assert "01_demo cached" in runner.run_report("t", dirs=project)
     write_profile(project, "t", "notebooks:\n  01_demo: {scale: 3}\n")
-    assert "01_demo ok" in report.run_report("t", dirs=project)
+    assert "01_demo ok" in runner.run_report("t", dirs=project)
     assert json.loads((project.output_root / "results" / "t" / "demo.json").read_text())["rows"][0]["value"] == 63
-    assert "01_demo ok" in report.run_report("t", dirs=project, force=True)
+    assert "01_demo ok" in runner.run_report("t", dirs=project, force=True)
 
 
 def test_failing_cell_names_notebook_and_cell(project):
     write_profile(project, "f", "notebooks:\n  01_demo: {}\n  02_fail: {}\n")
     with pytest.raises(EncoderecError, match=r"notebooks/02_fail\.py failed at cell \d+ .*ValueError: boom") as err:
-        report.run_report("f", dirs=project)
+        runner.run_report("f", dirs=project)
     assert "\n" not in str(err.value)
     index = (project.reports("f") / "index.html").read_text()
     assert "failed" in index and "boom in the second cell" in index
@@ -104,24 +104,24 @@ def test_failing_cell_names_notebook_and_cell(project):
 def test_bad_profiles(project, text, pattern):
     write_profile(project, "t", text)
     with pytest.raises(EncoderecError, match=pattern):
-        report.run_report("t", dirs=project)
+        runner.run_report("t", dirs=project)
 
 
 def test_unknown_profile_and_only(project):
     with pytest.raises(EncoderecError, match=r"nope\.yaml: no such profile"):
-        report.run_report("nope", dirs=project)
+        runner.run_report("nope", dirs=project)
     write_profile(project, "t", "notebooks:\n  01_demo: {}\n")
     with pytest.raises(EncoderecError, match=r"--only 02_fail: not part of profile t\.yaml"):
-        report.run_report("t", only=["02_fail"], dirs=project)
+        runner.run_report("t", only=["02_fail"], dirs=project)
 
 
 def test_a_part_runs_its_notebook_with_parameters_replaced(project):
     write_profile(project, "p", "notebooks:\n  01_demo: {scale: 1}\n  02_fail: {}\n"
                                 "parts:\n  big: {notebook: 01_demo, scale: 3}\n")
-    summary = report.run_report("p", part="big", dirs=project)
+    summary = runner.run_report("p", part="big", dirs=project)
     assert "01_demo ok" in summary and "02_fail not run" in summary
     assert json.loads((project.output_root / "results" / "p" / "demo.json").read_text())["rows"][0]["value"] == 63
-    summary = report.run_report("p", only=["01_demo"], dirs=project)  # the full run is not mistaken for the part
+    summary = runner.run_report("p", only=["01_demo"], dirs=project)  # the full run is not mistaken for the part
     assert "01_demo ok" in summary
     assert json.loads((project.output_root / "results" / "p" / "demo.json").read_text())["rows"][0]["value"] == 21
 
@@ -135,38 +135,51 @@ def test_a_part_runs_its_notebook_with_parameters_replaced(project):
 def test_bad_parts(project, parts, pattern):
     write_profile(project, "p", "notebooks:\n  01_demo: {}\n" + parts)
     with pytest.raises(EncoderecError, match=pattern):
-        report.run_report("p", part="x", dirs=project)
+        runner.run_report("p", part="x", dirs=project)
 
 
 def test_real_profiles_are_valid(tmp_path):
-    notebooks = report.ReportDirs.default().notebooks
+    notebooks = paths.ReportDirs.default().notebooks
     declared = {}
     for source in sorted(notebooks.glob("*.py")):
-        report._to_ipynb(source, tmp_path / f"{source.stem}.ipynb")
-        declared[source.stem] = report._declared_parameters(tmp_path / f"{source.stem}.ipynb")
+        runner._to_ipynb(source, tmp_path / f"{source.stem}.ipynb")
+        declared[source.stem] = runner._declared_parameters(tmp_path / f"{source.stem}.ipynb")
     for name in ("smoke", "default", "paper"):
-        profile = report.load_profile(name)
+        profile = profiles.load_profile(name)
         assert "00_data" in profile.notebooks
-        report.notebook_parameters(profile, {nb: declared[nb] for nb in profile.notebooks})  # raises on a typo
+        profiles.notebook_parameters(profile, {nb: declared[nb] for nb in profile.notebooks})  # raises on a typo
         for part, spec in profile.parts.items():
             assert set(spec) - {"notebook"} <= declared[spec["notebook"]], f"{name}.yaml parts.{part}"
+
+
+@pytest.mark.parametrize("source", sorted(paths.ReportDirs.default().notebooks.glob("*.py")), ids=lambda p: p.stem)
+def test_parameter_cells_are_the_default_profile(source, tmp_path):
+    """Opening a notebook in JupyterLab and running it reproduces the default profile's run (and reuses its caches)."""
+    import jupytext
+
+    cell = next(c for c in jupytext.read(source).cells if "parameters" in c.metadata.get("tags", []))
+    defaults: dict = {}
+    exec(cell.source, {}, defaults)  # the parameters cell is plain assignments
+    profile = profiles.load_profile("default")
+    wanted = {**{k: v for k, v in profile.common.items() if k in defaults}, **profile.notebooks[source.stem]}
+    assert {k: defaults[k] for k in wanted} == wanted, f"{source.name}: parameters cell vs params/default.yaml"
 
 
 def test_common_parameters_go_to_the_notebooks_that_declare_them(project):
     write_profile(project, "c", "common: {scale: 5}\nnotebooks:\n  01_demo: {}\n  02_fail: {}\n")
     with pytest.raises(EncoderecError, match="02_fail"):
-        report.run_report("c", dirs=project)
+        runner.run_report("c", dirs=project)
     assert json.loads((project.output_root / "results" / "c" / "demo.json").read_text())["rows"][0]["value"] == 105
     write_profile(project, "c", "common: {sclae: 5}\nnotebooks:\n  01_demo: {}\n")
     with pytest.raises(EncoderecError, match=r"c\.yaml: common\.sclae is not a parameter of any notebook"):
-        report.run_report("c", dirs=project)
+        runner.run_report("c", dirs=project)
 
 
 def test_notebook_must_declare_the_injected_parameters(project):
     (project.notebooks / "03_bare.py").write_text('# %% tags=["parameters"]\nprofile = "x"\n')
     write_profile(project, "b", "notebooks:\n  03_bare: {}\n")
     with pytest.raises(EncoderecError, match=r"03_bare\.ipynb: the parameters cell must declare .*missing: data_dir, output_root"):
-        report.run_report("b", dirs=project)
+        runner.run_report("b", dirs=project)
 
 
 def test_saved_results_are_strict_json(tmp_path):
@@ -200,10 +213,10 @@ def test_seed_summary_gives_mean_and_std_over_seeds():
 
     table = pd.DataFrame([{"model": "b", "seed": 0, "R": 0.5, "n": 3}, {"model": "a", "seed": 0, "R": 0.2, "n": 1},
                           {"model": "a", "seed": 1, "R": 0.4, "n": 2}])
-    out = report.seed_summary(table, ["model"], {"R": "Recall", "n": "count"}, digits={"n": 0})
+    out = tables.seed_summary(table, ["model"], {"R": "Recall", "n": "count"}, digits={"n": 0})
     assert out.to_dict(orient="records") == [{"model": "b", "Recall": "0.5000", "count": "3"},
                                              {"model": "a", "Recall": "0.3000 ± 0.1414", "count": "2 ± 1"}]
-    single = report.seed_summary(table[table.seed == 0], ["model"], {"R": "Recall"})
+    single = tables.seed_summary(table[table.seed == 0], ["model"], {"R": "Recall"})
     assert single["Recall"].tolist() == ["0.5000", "0.2000"]
 
 
@@ -249,18 +262,6 @@ def test_figures_share_the_installed_plotly_bundle(tmp_path):
     assert not (run.figures_dir / "bars.png").exists()
 
 
-def test_outputs_are_written_atomically_with_the_usual_permissions(tmp_path):
-    import os
-
-    from encoderec.io import write_json
-
-    umask = os.umask(0)
-    os.umask(umask)
-    write_json(tmp_path / "r.json", {"a": 1})
-    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~umask
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
-
-
 def test_the_kernel_is_this_interpreter_even_with_another_registered(tmp_path, monkeypatch):
     """A kernel named 'encoderec' in the user's Jupyter folder (another clone's) must not run our notebooks."""
     import sys
@@ -268,7 +269,7 @@ def test_the_kernel_is_this_interpreter_even_with_another_registered(tmp_path, m
 
     from jupyter_client.kernelspec import KernelSpecManager
 
-    stale = tmp_path / "user" / "kernels" / report.KERNEL_NAME
+    stale = tmp_path / "user" / "kernels" / runner.KERNEL_NAME
     stale.mkdir(parents=True)
     (stale / "kernel.json").write_text(json.dumps({"argv": ["/nonexistent/python", "-m", "ipykernel_launcher", "-f",
                                                             "{connection_file}"], "display_name": "stale",
@@ -276,7 +277,90 @@ def test_the_kernel_is_this_interpreter_even_with_another_registered(tmp_path, m
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "user"))
     monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")  # Jupyter's own choice outside a venv: the user's folder first
     monkeypatch.delenv("JUPYTER_PATH", raising=False)
-    assert KernelSpecManager().get_kernel_spec(report.KERNEL_NAME).argv[0] == "/nonexistent/python"
-    report.ensure_kernel()
-    spec = KernelSpecManager().get_kernel_spec(report.KERNEL_NAME)
+    assert KernelSpecManager().get_kernel_spec(runner.KERNEL_NAME).argv[0] == "/nonexistent/python"
+    runner.ensure_kernel()
+    spec = KernelSpecManager().get_kernel_spec(runner.KERNEL_NAME)
     assert Path(spec.argv[0]).resolve() == Path(sys.executable).resolve()
+
+
+READER = '''\
+# %% tags=["parameters"]
+profile = "default"
+data_dir = None
+output_root = None
+
+# %%
+from encoderec import report
+run = report.start("03_reader", dict(profile=profile), output_root)
+upstream = run.read_results("demo")["rows"][0]["value"]
+optional = run.read_results("later", missing_ok=True)
+run.save("reader", [{"seen": upstream, "later": optional is not None}])
+'''
+
+
+def test_a_notebook_reruns_when_the_results_it_read_change(project):
+    (project.notebooks / "03_reader.py").write_text(READER)
+    write_profile(project, "d", "notebooks:\n  01_demo: {scale: 1}\n  03_reader: {}\n")
+    assert "01_demo ok, 03_reader ok" in runner.run_report("d", dirs=project)
+    assert "01_demo cached, 03_reader cached" in runner.run_report("d", dirs=project)
+    reader = project.output_root / "results" / "d" / "reader.json"
+
+    # 01 re-run alone with other results (as a --part or a new seed would): 03 must not serve the old ones
+    write_profile(project, "d", "notebooks:\n  01_demo: {scale: 2}\n  03_reader: {}\n")
+    assert "01_demo ok" in runner.run_report("d", only=["01_demo"], dirs=project)
+    assert "01_demo cached, 03_reader ok" in runner.run_report("d", dirs=project)
+    assert json.loads(reader.read_text())["rows"] == [{"seen": 42, "later": False}]
+
+    # a results file it found absent appears: re-run too
+    report.start("x", {"profile": "d"}, project.output_root).save("later", [{"v": 1}])
+    assert "03_reader ok" in runner.run_report("d", dirs=project)
+    assert json.loads(reader.read_text())["rows"] == [{"seen": 42, "later": True}]
+    assert "03_reader cached" in runner.run_report("d", dirs=project)
+
+
+def test_read_results_names_the_missing_file_and_the_fix(tmp_path):
+    run = report.start("x", {"profile": "t"}, tmp_path)
+    with pytest.raises(EncoderecError, match=r"results/t/demo\.json: no such results; run the notebook that writes"):
+        run.read_results("demo")
+    assert run.read_results("demo", missing_ok=True) is None
+
+
+def _run_profile(output_root: str) -> None:
+    from pathlib import Path
+
+    from encoderec import paths, runner
+
+    root = Path(output_root)
+    runner.run_report("c", dirs=paths.ReportDirs(root / "notebooks", root / "params", root))
+
+
+COUNTED = '''\
+# %% tags=["parameters"]
+profile = "default"
+data_dir = None
+output_root = None
+
+# %%
+import time
+from pathlib import Path
+with open(Path(output_root) / "executions.txt", "a") as f:
+    f.write("executed\\n")
+time.sleep(2)
+'''
+
+
+def test_two_report_runs_of_one_profile_take_turns(project):
+    """Started at once, the second waits for the first and then finds its notebook up to date: one execution."""
+    import multiprocessing
+
+    (project.notebooks / "04_counted.py").write_text(COUNTED)
+    write_profile(project, "c", "notebooks:\n  04_counted: {}\n")
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_run_profile, args=(str(project.output_root),)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(300)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert (project.output_root / "executions.txt").read_text() == "executed\n"
+    assert "04_counted cached" in runner.run_report("c", dirs=project)

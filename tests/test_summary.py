@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from encoderec import paper, report, summary
+from encoderec import index, paper, paths, profiles, summary
 from encoderec.io import write_json
 
 UNISREC = summary.LAYOUTS["unisrec"]
@@ -122,9 +122,9 @@ def test_markdown_and_html_link_images_relative_to_where_they_are_written(tmp_pa
 def test_index_page_shows_the_summary(tmp_path):
     parts = [summary.Section("Verdicts on the paper's claims", ["why <b>"], [[{"claim": "x", "verdict": "partly"}]])]
     write_json(tmp_path / "results" / "p" / "summary.json", {"sections": [asdict(s) for s in parts]})
-    dirs = report.ReportDirs(tmp_path / "notebooks", tmp_path / "params", tmp_path)
-    profile = report.Profile("p", tmp_path / "params" / "p.yaml", "", {}, {})
-    page = Path(report.write_index(profile, {}, dirs)).read_text()
+    dirs = paths.ReportDirs(tmp_path / "notebooks", tmp_path / "params", tmp_path)
+    profile = profiles.Profile("p", tmp_path / "params" / "p.yaml", "", {}, {})
+    page = Path(index.write_index(profile, {}, dirs)).read_text()
     assert "<h2>Verdicts on the paper&#x27;s claims</h2>" in page and "why &lt;b&gt;" in page and "partly" in page
 
 

@@ -144,4 +144,15 @@ def test_fit_and_rank_is_cached(cyclic, tmp_path):
     assert len(first["test_ranks"]) == len(first["test_gains"]) == len(split.test)
     assert fit_and_rank(split, ids, TigerConfig(**{**TINY, "epochs": 1, "device": None}), cache_dir=tmp_path) == first
     fit_and_rank(split, ids[::-1], config, cache_dir=tmp_path, progress=False)  # other IDs, another run
-    assert len(list((tmp_path / "tiger").iterdir())) == 2
+    assert len(list((tmp_path / "tiger").glob("*.json"))) == 2
+
+
+def test_a_change_to_the_code_is_a_new_run(cyclic, tmp_path, monkeypatch):
+    from encoderec import tiger
+
+    split, ids = cyclic
+    config = TigerConfig(**{**TINY, "epochs": 1})
+    tiger.fit_and_rank(split, ids, config, cache_dir=tmp_path, progress=False)
+    monkeypatch.setattr(tiger, "code_version", lambda module: "the code after an edit")
+    tiger.fit_and_rank(split, ids, config, cache_dir=tmp_path, progress=False)
+    assert len(list((tmp_path / "tiger").glob("*.json"))) == 2

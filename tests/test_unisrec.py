@@ -97,6 +97,21 @@ def test_rank_counts_better_items_and_skips_the_history(cyclic):
         assert r == (scores > scores[e.target]).sum()
 
 
+def test_a_repeated_item_is_ranked_against_the_items_outside_the_history(cyclic):
+    """A target that is also in the history (a repeat purchase) is ranked, not masked away with the history."""
+    split, text = cyclic
+    model = SequentialRecommender(UniSRecConfig(**{**TINY, "epochs": 1})).fit(split, N_ITEMS, text, progress=False)
+    repeat = Example(0, [3, 4, 5, 3, 6], 3)
+    h, n, _ = collate([repeat], TINY["max_len"])
+    with torch.no_grad():
+        scores = model.model.logits(h, n)[0].numpy()
+    outside = np.setdiff1d(np.arange(N_ITEMS), repeat.history)
+    assert model.rank([repeat])[0] == (scores[outside] > scores[3]).sum() <= len(outside)
+    # training keeps repeats too: every prefix, the repeated item as history and as target
+    assert prefix_examples([[3, 4, 3]]) == [Example(0, [3], 4), Example(0, [3, 4], 3)]
+    assert leave_one_out([[1, 2, 1, 2]]).test == [Example(0, [1, 2, 1], 2)]
+
+
 def test_fit_is_deterministic_and_stops_early(cyclic):
     split, text = cyclic
     config = UniSRecConfig(**{**TINY, "epochs": 3})
@@ -140,6 +155,17 @@ def test_fit_and_rank_is_cached_whatever_the_device_setting(cyclic, tmp_path):
     assert len(first["test_ranks"]) == len(split.test) and first["config"]["device"] == "cpu"
     unset = UniSRecConfig(**{**TINY, "epochs": 2, "device": None})  # where CUDA is available this is the GPU
     assert fit_and_rank(split, N_ITEMS, text, unset, cache_dir=tmp_path) == first
-    assert len(list((tmp_path / "unisrec").iterdir())) == 1
+    assert len(list((tmp_path / "unisrec").glob("*.json"))) == 1
     fit_and_rank(split, N_ITEMS, text * 2, config, cache_dir=tmp_path, progress=False)
-    assert len(list((tmp_path / "unisrec").iterdir())) == 2  # other embeddings, another run
+    assert len(list((tmp_path / "unisrec").glob("*.json"))) == 2  # other embeddings, another run
+
+
+def test_a_change_to_the_code_is_a_new_run(cyclic, tmp_path, monkeypatch):
+    from encoderec import unisrec
+
+    split, text = cyclic
+    config = UniSRecConfig(**{**TINY, "epochs": 1})
+    unisrec.fit_and_rank(split, N_ITEMS, text, config, cache_dir=tmp_path, progress=False)
+    monkeypatch.setattr(unisrec, "code_version", lambda module: "the code after an edit")
+    unisrec.fit_and_rank(split, N_ITEMS, text, config, cache_dir=tmp_path, progress=False)
+    assert len(list((tmp_path / "unisrec").glob("*.json"))) == 2

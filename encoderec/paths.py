@@ -1,8 +1,9 @@
-"""Where things live: the data directory, the cache, and the project's output folders."""
+"""Where things live: the data directory, the cache, and the report's folders."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -28,3 +29,20 @@ def cache_dir() -> Path:
     """$ENCODEREC_CACHE, else ./cache in the project: embeddings, joined model weights, checkpoints."""
     env = os.environ.get("ENCODEREC_CACHE")
     return Path(env).expanduser() if env else project_root() / "cache"
+
+
+@dataclass
+class ReportDirs:
+    """The folders of a report: the notebooks' sources, the profiles, and the root of results/, figures/, reports/."""
+
+    notebooks: Path
+    params: Path
+    output_root: Path
+
+    @classmethod
+    def default(cls) -> ReportDirs:
+        root = project_root()
+        return cls(root / "notebooks", root / "params", root)
+
+    def reports(self, profile: str) -> Path:
+        return self.output_root / "reports" / profile
