@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.full:
         model, total, _, _ = timed_fit(UniSRecConfig(mode="inductive"), split, n_items, text)
-        scores = metrics.summarize(metrics.per_query(model.rank(split.test), ks=(10, 50)))
+        scores = metrics.summarize(metrics.per_query(model.rank(split.test)[0], ks=(10, 50)))
         print(f"full UniSRec run: {total / 60:.1f} min, {len(model.history)} epochs (best {model.best_epoch}); test "
               + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     print(f"peak RSS {peak_rss_mib():.0f} MiB")

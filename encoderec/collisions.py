@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from encoderec.errors import EncoderecError
 from encoderec.semantic_ids import check_codes, group_ids
@@ -106,3 +107,35 @@ def _text_split(groups: np.ndarray, sizes: np.ndarray, texts: Sequence[str]) -> 
         "colliding_different_text": int((colliding & ~identical).sum()),
         "avoidable_collision_rate": (len(pair_groups) - len(sizes)) / len(groups),
     }
+
+
+def elimination(table: pd.DataFrame, base_of: dict[str, str | None]) -> list[dict[str, Any]]:
+    """Does a fine-tuned model eliminate collisions? One row per catalogue and model of `base_of` (model -> the
+    encoder it was fine-tuned from; None for the others, which get no row), from the RQ-VAE rows of `table` (one per
+    dataset, backbone, tokenizer and seed, with collision_rate@3 and avoidable_collision_rate):
+
+    - eliminated (all seeds): every item has its own 3-code ID, collision rate @ 3 = 0, for every seed;
+    - eliminated apart from identical texts: the same, once items with identical text may share an ID;
+    - fewer than base (seeds): the seeds on which it collides less than its base encoder (when the base was run);
+      "base coll@3" is None when it was not.
+    """
+    rq = table[table.tokenizer == "rqvae"]
+    rows = []
+    for model, base in base_of.items():
+        if base is None:
+            continue
+        for dataset in dict.fromkeys(rq.dataset):
+            ours = rq[(rq.dataset == dataset) & (rq.backbone == model)].set_index("seed").sort_index()
+            theirs = rq[(rq.dataset == dataset) & (rq.backbone == base)].set_index("seed").sort_index()
+            row = {"dataset": dataset, "model": model, "base": base,
+                   "EncodeRec coll@3": ours["collision_rate@3"].mean(),
+                   "EncodeRec avoidable": ours["avoidable_collision_rate"].mean(),
+                   "eliminated (all seeds)": bool((ours["collision_rate@3"] == 0).all()),
+                   "eliminated apart from identical texts": bool((ours["avoidable_collision_rate"] == 0).all()),
+                   "base coll@3": theirs["collision_rate@3"].mean() if len(theirs) else None,
+                   "fewer than base (seeds)": None}
+            if len(theirs):
+                fewer = ours["collision_rate@3"] < theirs["collision_rate@3"].reindex(ours.index)
+                row["fewer than base (seeds)"] = f"{int(fewer.sum())}/{len(ours)}"
+            rows.append(row)
+    return rows

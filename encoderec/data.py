@@ -329,6 +329,43 @@ def sample_users(dataset: Dataset, users: int, seed: int = 0) -> Dataset:
     )
 
 
+def popular_items_only(dataset: Dataset, items: int) -> Dataset:
+    """The `items` most interacted-with items (ties by id) and the users who keep at least MIN_SEQUENCE_LENGTH
+    interactions with them, renumbered in their original order: a small, dense catalogue on which a recommender
+    learns something measurable in a few epochs (smoke tests); the whole dataset when it has no more items."""
+    if not dataset.has_interactions:
+        raise EncoderecError(f"{dataset.name} is metadata only: it has no interactions to rank items by")
+    if items >= len(dataset.items):
+        return dataset
+    counts = np.bincount([i for seq in dataset.sequences for i in seq], minlength=len(dataset.items))
+    kept = np.sort(np.argsort(-counts, kind="stable")[:items])
+    new_id = {int(item): n for n, item in enumerate(kept)}
+    users = [[p for p, i in enumerate(seq) if i in new_id] for seq in dataset.sequences]
+    users = [(u, positions) for u, positions in enumerate(users) if len(positions) >= MIN_SEQUENCE_LENGTH]
+    if not users:
+        raise EncoderecError(f"{dataset.name}: no user has {MIN_SEQUENCE_LENGTH} interactions with the {items} most "
+                             "popular items; keep more items")
+    return Dataset(
+        dataset.name,
+        [dataset.items[i] for i in kept],
+        [[new_id[dataset.sequences[u][p]] for p in positions] for u, positions in users],
+        None if dataset.timestamps is None else [[dataset.timestamps[u][p] for p in positions] for u, positions in users],
+    )
+
+
+def for_recommendation(name: str, data_dir: str | os.PathLike | None = None, max_items: int | None = None,
+                       max_users: int | None = None) -> tuple[Dataset, Split]:
+    """The dataset a recommender notebook runs on and its leave-one-out split: the whole catalogue, or for quick runs
+    (smoke tests) its `max_items` most popular items (`popular_items_only`) and then a seeded sample of `max_users`
+    users (`sample_users`)."""
+    dataset = load_dataset(name, data_dir)
+    if max_items:
+        dataset = popular_items_only(dataset, max_items)
+    if max_users:
+        dataset = sample_users(dataset, max_users)
+    return dataset, split(dataset)
+
+
 def training_items(dataset: Dataset, how: str = "leave_one_out") -> list[int]:
     """The items of the split's training sequences, sorted: what a tokenizer or an item model may be fitted on
     (an item seen only as a validation or test target stays unseen)."""

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from encoderec.errors import EncoderecError
+from encoderec.errors import Checked, EncoderecError, check_fields, is_int, is_number, is_positive_int
 
 KMEANS_ITERATIONS = 25
 TRANSFORM_BATCH = 8192  # rows per forward pass when assigning codes; only memory depends on it
@@ -51,7 +51,7 @@ TRANSFORM_BATCH = 8192  # rows per forward pass when assigning codes; only memor
 
 
 @dataclass
-class RQVAEConfig:
+class RQVAEConfig(Checked):
     """The RQ-VAE's architecture and training; defaults are TIGER's (reference-settings.md, TIGER section)."""
 
     input_dim: int | None = None  # inferred from the embeddings at fit
@@ -71,38 +71,24 @@ class RQVAEConfig:
     def __post_init__(self) -> None:
         if isinstance(self.hidden_dims, list):  # from YAML or JSON
             self.hidden_dims = tuple(self.hidden_dims)
-        for field, valid, expected in self._rules():
-            if not valid:
-                raise EncoderecError(f"RQVAEConfig.{field}: expected {expected}, got {getattr(self, field)!r}")
+        super().__post_init__()
 
     def _rules(self):
         """(field, whether its value is valid, what a valid value is)."""
-        yield "input_dim", self.input_dim is None or _positive_int(self.input_dim), "a positive integer or None"
-        hidden_ok = isinstance(self.hidden_dims, tuple) and all(_positive_int(h) for h in self.hidden_dims)
+        yield "input_dim", self.input_dim is None or is_positive_int(self.input_dim), "a positive integer or None"
+        hidden_ok = isinstance(self.hidden_dims, tuple) and all(is_positive_int(h) for h in self.hidden_dims)
         yield "hidden_dims", hidden_ok, "a tuple of positive integers (may be empty)"
-        yield "latent_dim", _positive_int(self.latent_dim), "a positive integer"
-        yield "levels", _positive_int(self.levels), "a positive integer"
-        yield "codebook_size", _positive_int(self.codebook_size) and self.codebook_size > 1, "an integer >= 2"
-        yield "beta", _number(self.beta) and self.beta >= 0, "a number >= 0"
-        yield "lr", _number(self.lr) and self.lr > 0, "a positive number"
-        yield "epochs", _positive_int(self.epochs), "a positive integer"
-        yield "batch_size", _positive_int(self.batch_size), "a positive integer"
+        yield "latent_dim", is_positive_int(self.latent_dim), "a positive integer"
+        yield "levels", is_positive_int(self.levels), "a positive integer"
+        yield "codebook_size", is_positive_int(self.codebook_size) and self.codebook_size > 1, "an integer >= 2"
+        yield "beta", is_number(self.beta) and self.beta >= 0, "a number >= 0"
+        yield "lr", is_number(self.lr) and self.lr > 0, "a positive number"
+        yield "epochs", is_positive_int(self.epochs), "a positive integer"
+        yield "batch_size", is_positive_int(self.batch_size), "a positive integer"
         yield "kmeans_init", isinstance(self.kmeans_init, bool), "True or False"
         yield "dead_code_reset", isinstance(self.dead_code_reset, bool), "True or False"
-        yield "seed", _is_int(self.seed), "an integer"
+        yield "seed", is_int(self.seed), "an integer"
         yield "device", self.device is None or (isinstance(self.device, str) and self.device), "a torch device or None"
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _positive_int(value: Any) -> bool:
-    return _is_int(value) and value > 0
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_embeddings(x: Any, *, min_rows: int = 1, dim: int | None = None, what: str = "embeddings") -> np.ndarray:
@@ -376,15 +362,11 @@ class ResidualKMeans:
     """
 
     def __init__(self, levels: int = 3, codebook_size: int = 256, seed: int = 0, niter: int = KMEANS_ITERATIONS):
-        for field, value, valid, expected in (
-            ("levels", levels, _positive_int(levels), "a positive integer"),
-            ("codebook_size", codebook_size, _positive_int(codebook_size) and codebook_size > 1, "an integer >= 2"),
-            ("seed", seed, _is_int(seed), "an integer"),
-            ("niter", niter, _positive_int(niter), "a positive integer"),
-        ):
-            if not valid:
-                raise EncoderecError(f"ResidualKMeans.{field}: expected {expected}, got {value!r}")
         self.levels, self.codebook_size, self.seed, self.niter = levels, codebook_size, seed, niter
+        check_fields(self, [("levels", is_positive_int(levels), "a positive integer"),
+                            ("codebook_size", is_positive_int(codebook_size) and codebook_size > 1, "an integer >= 2"),
+                            ("seed", is_int(seed), "an integer"),
+                            ("niter", is_positive_int(niter), "a positive integer")])
         self.centroids: np.ndarray | None = None
         self.history: list[dict[str, Any]] = []
 

@@ -107,6 +107,19 @@ def collision_free_last_level(codes: Any, distances: Any) -> np.ndarray:
     return out
 
 
+ID_VARIANTS = ("dedup", "shared")
+
+
+def item_ids(codes: Any, variant: str) -> np.ndarray:
+    """The IDs TIGER generates, from an RQ-VAE's codes: "dedup", TIGER's own (a 4th code numbering the items that
+    share their codes, `with_dedup_code`), or "shared" (the codes as they are; items that collide share an ID)."""
+    if variant == "dedup":
+        return with_dedup_code(codes)
+    if variant == "shared":
+        return check_codes(codes)
+    raise EncoderecError(f"id_variants: unknown {variant!r}; use one of {', '.join(ID_VARIANTS)}")
+
+
 # --------------------------------------------------------------------------- files
 
 

@@ -199,14 +199,16 @@ def best_model_counts(result: dict[str, Any], layout: Experiment, model: str, me
 
 
 def collision_verdict(result: dict[str, Any] | None) -> tuple[str, str]:
+    """(verdict, evidence) for "EncodeRec eliminates semantic-ID collisions" from the rows of
+    `collisions.elimination` (results/<profile>/collisions.json, key "verdict")."""
     if not result or not result.get("verdict"):
         return "not testable here", "03_semantic_ids did not run an EncodeRec model in this profile"
     rows = result["verdict"]
     eliminated = [r for r in rows if r["eliminated (all seeds)"]]
-    fewer = [r for r in rows if r["EncodeRec coll@3"] < r["base coll@3"]]
+    fewer = [r for r in rows if r.get("base coll@3") is not None and r["EncodeRec coll@3"] < r["base coll@3"]]
     verdict = _grade(len(eliminated), len(rows))
     details = "; ".join(f"{r['dataset']}: {r['model']} {r['EncodeRec coll@3']:.1%} vs {r['base']} "
-                        f"{r['base coll@3']:.1%}" for r in rows)
+                        + ("not run" if r.get("base coll@3") is None else f"{r['base coll@3']:.1%}") for r in rows)
     return verdict, (f"RQ-VAE 3 x 256 codes, collision rate at 3 levels (items without an ID of their own): "
                      f"eliminated on {len(eliminated)} of {len(rows)} catalogues, fewer than the base encoder on "
                      f"{len(fewer)}. {details}.")

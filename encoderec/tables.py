@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import pandas as pd
 
-def seed_summary(table: Any, by: list[str], columns: dict[str, str], digits: int | dict[str, int] = 4) -> Any:
+from encoderec import metrics
+
+
+def seed_summary(table: pd.DataFrame, by: list[str], columns: dict[str, str],
+                 digits: int | dict[str, int] = 4) -> pd.DataFrame:
     """One row per `by` group of a results table (one row per seed), in order of appearance: each of `columns`
     (name -> label) as "mean ± std" over the group's rows, or the value alone for a group of one row."""
     grouped = table.groupby(by, sort=False)[list(columns)]
@@ -16,3 +23,37 @@ def seed_summary(table: Any, by: list[str], columns: dict[str, str], digits: int
         out[label] = [f"{m:.{d}f}" + (f" ± {s:.{d}f}" if n > 1 else "")
                       for m, s, n in zip(means[name], stds[name], sizes)]
     return out
+
+
+def recommender_runs(runs: list[dict[str, Any]], keys: list[str],
+                     ks: tuple[int, ...]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The table of recommender runs (UniSRec, SASRec, TIGER, ...), one row per run; its summary over seeds (one
+    row per `keys` but "seed": Recall and NDCG at `ks`, mean ± std); and each run's per-user test metrics keyed by
+    the tuple of its `keys` (what `metrics.against_base` pairs).
+
+    A run is a dict of its labels (dataset, model, seed, ...) and "result", what `fitting.fit_and_rank` returned.
+    A row is the labels, Recall and NDCG at each of `ks` (with the gains of shared IDs when the result has them),
+    the best epoch and its validation NDCG@10, the epochs run, the training seconds per epoch, the fitting and
+    ranking seconds, and the device that trained it."""
+    rows, per_user = [], {}
+    for run in runs:
+        result = run["result"]
+        gains = np.array(result["test_gains"]) if "test_gains" in result else None
+        values = metrics.per_query(np.array(result["test_ranks"]), ks=ks, gains=gains)
+        per_user[tuple(run[k] for k in keys)] = values
+        history = result["history"]
+        rows.append({k: v for k, v in run.items() if k != "result"} | metrics.summarize(values) | {
+            "best epoch": result["best_epoch"], "epochs run": len(history),
+            "valid NDCG@10": max(h["valid NDCG@10"] for h in history if "valid NDCG@10" in h),
+            "seconds per epoch": float(np.mean([h["seconds"] for h in history])),
+            "fit seconds": result["fit_seconds"], "ranking seconds": result["rank_seconds"],
+            "device": result["config"]["device"]})
+    table = pd.DataFrame(rows)
+    columns = {f"{m}@{k}": f"{m}@{k}" for k in ks for m in ("Recall", "NDCG")}
+    return table, seed_summary(table, [k for k in keys if k != "seed"], columns), per_user
+
+
+def learning_curves(runs: list[dict[str, Any]], label: Callable[[dict], str], seed: int) -> pd.DataFrame:
+    """One row per epoch of every run with `seed`: its dataset, `label(run)` and the epoch's history record."""
+    return pd.DataFrame([{"dataset": run["dataset"], "run": label(run), **record}
+                         for run in runs if run["seed"] == seed for record in run["result"]["history"]])

@@ -16,7 +16,7 @@ users share buckets as in TIGER's hashing.
 Training: cross-entropy of the target tokens given the input (teacher forcing), AdamW, batches of inputs of
 similar length; after every `eval_every` epochs, Recall@10 / NDCG@10 of beam search on the validation examples
 (a seeded sample of `valid_users` of them), keeping the best weights and stopping after `patience` evaluations
-without improvement.
+without improvement (`fitting.train_with_early_stopping`, the harness UniSRec shares).
 
 Decoding: batched beam search over the trie of valid IDs. At step l every beam's prefix is a node of the trie; only
 codes with a child node are allowed (log-probabilities of the full vocabulary, the rest set to -inf), and the
@@ -32,14 +32,10 @@ the target's ID counts 1/g (the faithful metric: a random pick inside the group)
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,10 +46,11 @@ from tqdm.auto import tqdm
 from transformers import T5Config, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 
-from encoderec import metrics, paths
+from encoderec import fitting, metrics
 from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
-from encoderec.errors import EncoderecError, check_config
-from encoderec.io import cached_json, code_version, settings_key, sha256_array, sha256_text
+from encoderec.errors import Checked, EncoderecError, is_fraction, is_int, is_number, is_positive_int, positive_ints
+from encoderec.fitting import device_of, seeded, train_with_early_stopping
+from encoderec.io import sha256_array
 from encoderec.semantic_ids import check_codes, group_ids
 
 PAD, END, FIRST_CODE = 0, 1, 2
@@ -61,7 +58,7 @@ HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash
 
 
 @dataclass
-class TigerConfig:
+class TigerConfig(Checked):
     """Defaults are TIGER's (reference-settings.md, TIGER section) where it gives them."""
 
     layers: int = 4  # encoder layers, and as many decoder layers
@@ -86,17 +83,19 @@ class TigerConfig:
     seed: int = 0
     device: str | None = None  # None: CUDA when available
 
-    def __post_init__(self) -> None:
-        check_config(self, positive=("layers", "d_model", "heads", "d_kv", "d_ff", "user_buckets", "max_history",
-                                     "batch_size", "epochs", "eval_every", "patience", "beam_size", "top_k",
-                                     "eval_batch_size"))
-        check_config(self, {
-            "dropout": (0 <= self.dropout < 1, "in [0, 1)"),
-            "lr": (self.lr > 0, "a positive number"),
-            "top_k": (self.top_k <= self.beam_size, "a positive integer <= beam_size"),
-            "valid_users": (self.valid_users is None or self.valid_users > 0, "a positive integer or None"),
-            "max_minutes": (self.max_minutes is None or self.max_minutes > 0, "a positive number or None"),
-        })
+    def _rules(self):
+        """(field, whether its value is valid, what a valid value is), in order."""
+        yield from positive_ints(self, ("layers", "d_model", "heads", "d_kv", "d_ff", "user_buckets", "max_history",
+                                        "batch_size", "epochs", "eval_every", "patience", "beam_size", "top_k",
+                                        "eval_batch_size"))
+        yield "dropout", is_fraction(self.dropout), "in [0, 1)"
+        yield "lr", is_number(self.lr) and self.lr > 0, "a positive number"
+        yield "weight_decay", is_number(self.weight_decay) and self.weight_decay >= 0, "a number >= 0"
+        yield "top_k", self.top_k <= self.beam_size, "a positive integer <= beam_size"
+        yield "valid_users", self.valid_users is None or is_positive_int(self.valid_users), "a positive integer or None"
+        yield "max_minutes", self.max_minutes is None or (is_number(self.max_minutes) and self.max_minutes > 0), \
+            "a positive number or None"
+        yield "seed", is_int(self.seed), "an integer"
 
 
 # --------------------------------------------------------------------------- the ID trie
@@ -148,7 +147,7 @@ class Tiger:
 
     @property
     def device(self) -> torch.device:
-        return torch.device(self.config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return device_of(self.config)
 
     # ----------------------------------------------------------------------- tokens
 
@@ -189,11 +188,13 @@ class Tiger:
         valid = list(split.valid)
         if cfg.valid_users and cfg.valid_users < len(valid):
             valid = [valid[i] for i in np.sort(rng.choice(len(valid), cfg.valid_users, replace=False))]
-        cuda = [self.device.index or torch.cuda.current_device()] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(cfg.seed)
+        targets = torch.from_numpy(self.item_tokens)
+        with seeded(cfg.seed, self.device):
             self.model = T5ForConditionalGeneration(self._t5_config()).to(self.device)
-            self._train(train, valid, rng, progress)
+            optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            self.history, self.best_epoch = train_with_early_stopping(
+                self.model, lambda: self._train_epoch(train, targets, optimizer, rng), lambda: self._validate(valid),
+                cfg.epochs, cfg.patience, cfg.eval_every, cfg.max_minutes, desc="TIGER", progress=progress)
         return self
 
     def _t5_config(self) -> T5Config:
@@ -203,43 +204,24 @@ class Tiger:
                         dropout_rate=cfg.dropout, feed_forward_proj="relu", pad_token_id=PAD, eos_token_id=END,
                         decoder_start_token_id=PAD, tie_word_embeddings=True)
 
-    def _train(self, train: list[Example], valid: list[Example], rng: np.random.Generator, progress: bool) -> None:
-        cfg, model = self.config, self.model
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        targets = torch.from_numpy(self.item_tokens)
-        best, best_state, evaluations_since_best, self.history = -math.inf, None, 0, []
-        bar = tqdm(range(cfg.epochs), desc="TIGER", disable=not progress, leave=False)
-        deadline = time.perf_counter() + 60 * cfg.max_minutes if cfg.max_minutes else math.inf
-        for epoch in bar:
-            model.train()
-            start, total = time.perf_counter(), 0.0
-            for idx in length_batches(self._input_lengths(train), cfg.batch_size, rng):
-                batch = [train[i] for i in idx]
-                inputs, mask = self.encode_inputs(batch)
-                labels = targets[[e.target for e in batch]]
-                loss = model(input_ids=inputs.to(self.device), attention_mask=mask.to(self.device),
-                             labels=labels.to(self.device)).loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(idx)
-            record = {"epoch": epoch, "loss": total / len(train), "seconds": time.perf_counter() - start}
-            out_of_time = time.perf_counter() >= deadline
-            if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1 or out_of_time:
-                ranks, gains = self.rank(valid)
-                scores = metrics.summarize(metrics.per_query(ranks, ks=(10,), gains=gains))
-                record |= {"valid Recall@10": scores["Recall@10"], "valid NDCG@10": scores["NDCG@10"]}
-                if scores["NDCG@10"] > best:
-                    best, best_state, self.best_epoch = scores["NDCG@10"], copy.deepcopy(model.state_dict()), epoch
-                    evaluations_since_best = 0
-                else:
-                    evaluations_since_best += 1
-            self.history.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", ndcg=f"{best:.4f}")
-            if evaluations_since_best >= cfg.patience or out_of_time:
-                break
-        model.load_state_dict(best_state)
-        model.eval()
+    def _train_epoch(self, train: list[Example], targets: Tensor, optimizer: torch.optim.Optimizer,
+                     rng: np.random.Generator) -> float:
+        total = 0.0
+        for idx in length_batches(self._input_lengths(train), self.config.batch_size, rng):
+            batch = [train[i] for i in idx]
+            inputs, mask = self.encode_inputs(batch)
+            labels = targets[[e.target for e in batch]]
+            loss = self.model(input_ids=inputs.to(self.device), attention_mask=mask.to(self.device),
+                              labels=labels.to(self.device)).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        return total / len(train)
+
+    def _validate(self, valid: list[Example]) -> dict[str, float]:
+        ranks, gains = self.rank(valid)
+        return metrics.summarize(metrics.per_query(ranks, ks=(10,), gains=gains))
 
     # ----------------------------------------------------------------------- decoding
 
@@ -313,24 +295,8 @@ class Tiger:
 
 def fit_and_rank(split: Split, ids: Any, config: TigerConfig, cache_dir: str | os.PathLike | None = None,
                  progress: bool = True) -> dict[str, Any]:
-    """Fit, then rank the validation and test examples; kept in <cache dir>/tiger/<key>.json (the key hashes the
-    code that computes it, the config but not the device, the IDs and the split). Returns {"config", "best_epoch", "history", "fit_seconds",
-    "rank_seconds", "valid_ranks", "valid_gains", "test_ranks", "test_gains"}."""
-    tiger = Tiger(config)
-    resolved = {**dataclasses.asdict(config), "device": tiger.device.type}
-    key = sha256_text(code_version("tiger"), settings_key(config), sha256_array(check_codes(ids)), repr(split))
-    path = Path(cache_dir or paths.cache_dir()) / "tiger" / f"{key}.json"
-
-    def compute() -> dict[str, Any]:
-        start = time.perf_counter()
-        tiger.fit(split, ids, progress)
-        fitted = time.perf_counter()
-        result = {"config": resolved, "best_epoch": tiger.best_epoch, "history": tiger.history,
-                  "fit_seconds": round(fitted - start, 1)}
-        for name, examples in (("valid", split.valid), ("test", split.test)):
-            ranks, gains = tiger.rank(examples, progress)
-            result |= {f"{name}_ranks": ranks.tolist(), f"{name}_gains": gains.tolist()}
-        result["rank_seconds"] = round(time.perf_counter() - fitted, 2)
-        return result
-
-    return cached_json(path, compute)
+    """Fit, then rank the validation and test examples, cached in <cache dir>/tiger/ (`fitting.fit_and_rank`: the
+    key hashes the code, the config without the device, the IDs and the split). The result has the gains of every
+    rank beside it ("valid_gains", "test_gains")."""
+    return fitting.fit_and_rank(Tiger(config), "tiger", split, (ids,), sha256_array(check_codes(ids)), cache_dir,
+                                progress)

@@ -51,7 +51,7 @@ from sentence_transformers.sentence_transformer.evaluation import InformationRet
 from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
 from encoderec import data, embeddings, loss, paths
-from encoderec.errors import EncoderecError
+from encoderec.errors import Checked, EncoderecError, is_int, is_positive_int
 from encoderec.io import read_json, read_yaml, sha256_text, write_json
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ _DEFAULT_VIEW = data.TextView()
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Checked):
     """Everything that determines a fine-tuned model; its fingerprint names the output folder."""
 
     name: str = "EncodeRec-22M"
@@ -94,9 +94,7 @@ class TrainConfig:
             setattr(self, field, _names(field, getattr(self, field)))
         for field in ("held_out_fraction", "learning_rate", "warmup_ratio", "epochs", "temperature"):
             setattr(self, field, _number(field, getattr(self, field)))
-        for field, valid, expected in self._rules():
-            if not valid:
-                raise EncoderecError(f"TrainConfig.{field}: expected {expected}, got {getattr(self, field)!r}")
+        super().__post_init__()
 
     def _rules(self) -> Iterator[tuple[str, Any, str]]:
         """(field, whether its value is valid, what a valid value is); a rule may rely on the ones before it."""
@@ -108,13 +106,13 @@ class TrainConfig:
         yield "learning_rate", self.learning_rate > 0, "a positive number"
         yield "epochs", self.epochs > 0, "a positive number"
         yield "temperature", self.temperature > 0, "a positive number"
-        yield "batch_size", _positive_int(self.batch_size) and self.batch_size > 1, "an integer of at least 2"
-        yield "save_steps", _positive_int(self.save_steps), "a positive integer"
+        yield "batch_size", is_positive_int(self.batch_size) and self.batch_size > 1, "an integer of at least 2"
+        yield "save_steps", is_positive_int(self.save_steps), "a positive integer"
         yield "mini_batch_size", _positive_int_or_none(self.mini_batch_size), "a positive integer or null"
         yield "mini_batch_size", (self.mini_batch_size or 0) <= self.batch_size, f"at most batch_size {self.batch_size}"
         yield "max_seq_length", _positive_int_or_none(self.max_seq_length), "a positive integer or null"
         yield "max_pairs", _positive_int_or_none(self.max_pairs), "a positive integer or null"
-        yield "seed", _is_int(self.seed), "an integer"
+        yield "seed", is_int(self.seed), "an integer"
         yield "symmetric", isinstance(self.symmetric, bool), "true or false"
         yield "eval_at_end", isinstance(self.eval_at_end, bool), "true or false"
 
@@ -145,16 +143,8 @@ class TrainConfig:
         return data.TextView(self.query_fields, self.document_fields)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _positive_int(value: Any) -> bool:
-    return _is_int(value) and value > 0
-
-
 def _positive_int_or_none(value: Any) -> bool:
-    return value is None or _positive_int(value)
+    return value is None or is_positive_int(value)
 
 
 def _names(field: str, value: Any) -> tuple[str, ...]:

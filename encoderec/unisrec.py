@@ -1,7 +1,7 @@
 """UniSRec on frozen text embeddings, and ID-only SASRec, with one trainer and full-ranking evaluation.
 
     model = SequentialRecommender(UniSRecConfig(mode="inductive")).fit(split, n_items, text_embeddings)
-    ranks = model.rank(split.test)                 # 0-based rank of each user's next item among ALL items
+    ranks, _ = model.rank(split.test)              # 0-based rank of each user's next item among ALL items
 
 Item representation e_i, by `mode`:
 
@@ -36,14 +36,10 @@ history would make every repeat purchase a certain miss). TIGER needs no rule: i
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,16 +48,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from encoderec import metrics, paths
+from encoderec import fitting, metrics
 from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
-from encoderec.errors import EncoderecError, check_config
-from encoderec.io import cached_json, code_version, settings_key, sha256_array, sha256_text
+from encoderec.errors import Checked, EncoderecError, is_fraction, is_int, is_number, positive_ints
+from encoderec.fitting import device_of, seeded, train_with_early_stopping
+from encoderec.io import sha256_array, sha256_text
 
 MODES = ("inductive", "transductive", "id")
 
 
 @dataclass
-class UniSRecConfig:
+class UniSRecConfig(Checked):
     """Defaults are UniSRec's (reference-settings.md, UniSRec section)."""
 
     mode: str = "inductive"
@@ -82,16 +79,17 @@ class UniSRecConfig:
     seed: int = 0
     device: str | None = None  # None: CUDA when available
 
-    def __post_init__(self) -> None:
-        check_config(self, positive=("layers", "heads", "inner_size", "experts", "max_len", "batch_size", "epochs",
-                                     "patience", "eval_batch_size", "hidden_size"))
-        check_config(self, {
-            "mode": (self.mode in MODES, f"one of {', '.join(MODES)}"),
-            "hidden_size": (self.hidden_size % self.heads == 0, "a multiple of heads"),
-            "temperature": (self.temperature > 0, "a positive number"),
-            "dropout": (0 <= self.dropout < 1, "in [0, 1)"),
-            "adaptor_dropout": (0 <= self.adaptor_dropout < 1, "in [0, 1)"),
-        })
+    def _rules(self):
+        """(field, whether its value is valid, what a valid value is), in order."""
+        yield "mode", self.mode in MODES, f"one of {', '.join(MODES)}"
+        yield from positive_ints(self, ("layers", "heads", "inner_size", "experts", "max_len", "batch_size", "epochs",
+                                        "patience", "eval_batch_size", "hidden_size"))
+        yield "hidden_size", self.hidden_size % self.heads == 0, "a multiple of heads"
+        yield "temperature", is_number(self.temperature) and self.temperature > 0, "a positive number"
+        yield "lr", is_number(self.lr) and self.lr > 0, "a positive number"
+        yield "dropout", is_fraction(self.dropout), "in [0, 1)"
+        yield "adaptor_dropout", is_fraction(self.adaptor_dropout), "in [0, 1)"
+        yield "seed", is_int(self.seed), "an integer"
 
 
 # --------------------------------------------------------------------------- the model
@@ -182,9 +180,10 @@ def collate(examples: Sequence[Example], max_len: int) -> tuple[Tensor, Tensor, 
 
 
 class SequentialRecommender:
-    """Fit with early stopping on validation NDCG@10, then rank the next item of any examples.
+    """Fit with early stopping on validation NDCG@10 (`fitting.train_with_early_stopping`), then rank the next item
+    of any examples.
 
-    After `fit`, `history` holds one dict per epoch (loss, valid Recall@10 / NDCG@10, seconds) and `best_epoch`
+    After `fit`, `history` holds one dict per epoch (loss, seconds, valid Recall@10 / NDCG@10) and `best_epoch`
     the epoch whose weights the model keeps.
     """
 
@@ -196,7 +195,7 @@ class SequentialRecommender:
 
     @property
     def device(self) -> torch.device:
-        return torch.device(self.config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return device_of(self.config)
 
     def fit(self, split: Split, n_items: int, text_embeddings: np.ndarray | None = None,
             progress: bool = True) -> SequentialRecommender:
@@ -206,11 +205,13 @@ class SequentialRecommender:
         if not train or not split.valid:
             raise EncoderecError("fit: the split has no training prefixes or no validation examples")
         check_example_items(train + list(split.valid), n_items)
-        cuda = [self.device.index or torch.cuda.current_device()] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        with seeded(cfg.seed, self.device):
             self.model = UniSRec(cfg, n_items, text).to(self.device)
-            self._train(train, split.valid, np.random.default_rng(cfg.seed), progress)
+            optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+            self.history, self.best_epoch = train_with_early_stopping(
+                self.model, lambda: self._train_epoch(train, optimizer, rng), lambda: self._validate(split.valid),
+                cfg.epochs, cfg.patience, desc=f"UniSRec ({cfg.mode})", progress=progress)
         return self
 
     def _text(self, text_embeddings: np.ndarray | None, n_items: int) -> Tensor | None:
@@ -224,43 +225,32 @@ class SequentialRecommender:
                                  f"{text.shape}")
         return torch.from_numpy(text)
 
-    def _train(self, train: list[Example], valid: Sequence[Example], rng: np.random.Generator,
-               progress: bool) -> None:
-        cfg, model = self.config, self.model
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        best, best_state, self.history = -math.inf, None, []
-        bar = tqdm(range(cfg.epochs), desc=f"UniSRec ({cfg.mode})", disable=not progress, leave=False)
-        for epoch in bar:
-            start, total = time.perf_counter(), 0.0
-            model.train()
-            for idx in length_batches(_lengths(train, cfg.max_len), cfg.batch_size, rng):
-                histories, lengths, targets = (t.to(self.device) for t in collate([train[i] for i in idx], cfg.max_len))
-                loss = F.cross_entropy(model.logits(histories, lengths), targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(idx)
-            scores = metrics.summarize(metrics.per_query(self.rank(valid), ks=(10,)))
-            self.history.append({"epoch": epoch, "loss": total / len(train), "valid Recall@10": scores["Recall@10"],
-                                 "valid NDCG@10": scores["NDCG@10"], "seconds": time.perf_counter() - start})
-            bar.set_postfix(loss=f"{total / len(train):.3f}", ndcg=f"{scores['NDCG@10']:.4f}")
-            if scores["NDCG@10"] > best:
-                best, best_state, self.best_epoch = scores["NDCG@10"], copy.deepcopy(model.state_dict()), epoch
-            elif epoch - self.best_epoch >= cfg.patience:
-                break
-        model.load_state_dict(best_state)
-        model.eval()
+    def _train_epoch(self, train: list[Example], optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> float:
+        total = 0.0
+        for idx in length_batches(_lengths(train, self.config.max_len), self.config.batch_size, rng):
+            histories, lengths, targets = (t.to(self.device) for t in collate([train[i] for i in idx],
+                                                                              self.config.max_len))
+            loss = F.cross_entropy(self.model.logits(histories, lengths), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        return total / len(train)
+
+    def _validate(self, valid: Sequence[Example]) -> dict[str, float]:
+        return metrics.summarize(metrics.per_query(self.rank(valid)[0], ks=(10,)))
 
     @torch.no_grad()
-    def rank(self, examples: Sequence[Example]) -> np.ndarray:
-        """0-based rank of each example's target among all items, its history items excluded (the target itself is
-        always ranked, also when it repeats a history item)."""
+    def rank(self, examples: Sequence[Example], progress: bool = False) -> tuple[np.ndarray, None]:
+        """(ranks, None): the 0-based rank of each example's target among all items, its history items excluded
+        (the target itself is always ranked, also when it repeats a history item); every hit counts 1."""
         if self.model is None:
             raise EncoderecError("rank: the model is not fitted; call fit(split, n_items, text_embeddings) first")
         was_training = self.model.training
         self.model.eval()
         ranks = np.empty(len(examples), dtype=np.int64)
-        for idx in length_batches(_lengths(examples, self.config.max_len), self.config.eval_batch_size):
+        parts = length_batches(_lengths(examples, self.config.max_len), self.config.eval_batch_size)
+        for idx in tqdm(parts, desc="ranking", disable=not progress, leave=False):
             batch = [examples[i] for i in idx]
             histories, lengths, targets = (t.to(self.device) for t in collate(batch, self.config.max_len))
             scores = self.model.logits(histories, lengths)
@@ -273,36 +263,16 @@ class SequentialRecommender:
                                       torch.tensor(-math.inf, device=self.device))
             ranks[idx] = (scores > target_scores).sum(1).cpu().numpy()
         self.model.train(was_training)
-        return ranks
+        return ranks, None
 
 
 def fit_and_rank(split: Split, n_items: int, text_embeddings: np.ndarray | None, config: UniSRecConfig,
                  cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
-    """Fit, then rank the validation and test examples; the result is kept in <cache dir>/unisrec/<key>.json.
-
-    The key hashes the code that computes it (`io.code_version`), the config (not the device), the text embeddings
-    and the split, so a re-run is a read, and a change to the code is a new run.
-    Returns {"config", "best_epoch", "history", "fit_seconds", "rank_seconds", "valid_ranks", "test_ranks"}.
-    """
-    recommender = SequentialRecommender(config)
+    """Fit, then rank the validation and test examples, cached in <cache dir>/unisrec/ (`fitting.fit_and_rank`:
+    the key hashes the code, the config without the device, the item count, the text embeddings and the split)."""
     text_key = "none" if config.mode == "id" or text_embeddings is None else sha256_array(text_embeddings)
-    key = sha256_text(code_version("unisrec"), settings_key(config), text_key, str(n_items), repr(split))
-    path = Path(cache_dir or paths.cache_dir()) / "unisrec" / f"{key}.json"
-    return cached_json(path, lambda: _fit_and_rank(recommender, split, n_items, text_embeddings, progress))
-
-
-def _fit_and_rank(recommender: SequentialRecommender, split: Split, n_items: int,
-                  text_embeddings: np.ndarray | None, progress: bool) -> dict[str, Any]:
-    start = time.perf_counter()
-    recommender.fit(split, n_items, text_embeddings, progress)
-    fitted = time.perf_counter()
-    result = {
-        "config": {**dataclasses.asdict(recommender.config), "device": recommender.device.type},
-        "best_epoch": recommender.best_epoch, "history": recommender.history, "fit_seconds": round(fitted - start, 1),
-        "valid_ranks": recommender.rank(split.valid).tolist(), "test_ranks": recommender.rank(split.test).tolist(),
-    }
-    result["rank_seconds"] = round(time.perf_counter() - fitted, 2)
-    return result
+    return fitting.fit_and_rank(SequentialRecommender(config), "unisrec", split, (n_items, text_embeddings),
+                                sha256_text(text_key, str(n_items)), cache_dir, progress)
 
 
 def _lengths(examples: Sequence[Example], max_len: int) -> np.ndarray:

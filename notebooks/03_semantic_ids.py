@@ -55,7 +55,7 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import collisions, data, embeddings, plots, report, semantic_ids, space, tables
+from encoderec import collisions, data, embeddings, plots, report, semantic_ids, space, summary, tables
 from encoderec.rqvae import RQVAEConfig
 
 plots.setup_notebook()
@@ -144,38 +144,10 @@ print(collision_table.to_string(index=False))
 # with identical text may share an ID.
 
 # %%
-tuned = [b for b in backbones if run.base_encoder(b)]
-rq = table[table.tokenizer == "rqvae"].set_index(["dataset", "backbone", "seed"]).sort_index()
-
-verdicts = []
-for model in tuned:
-    base = run.base_encoder(model)
-    for name in datasets:
-        ours = rq.loc[(name, model)]
-        verdict = {"dataset": name, "model": model, "base": base,
-                   "EncodeRec coll@3": ours["collision_rate@3"].mean(),
-                   "EncodeRec avoidable": ours["avoidable_collision_rate"].mean(),
-                   "eliminated (all seeds)": bool((ours["collision_rate@3"] == 0).all()),
-                   "eliminated apart from identical texts": bool((ours["avoidable_collision_rate"] == 0).all())}
-        if base in backbones:
-            theirs = rq.loc[(name, base)]
-            verdict["base coll@3"] = theirs["collision_rate@3"].mean()
-            verdict["fewer than base (seeds)"] = f"{int((ours['collision_rate@3'] < theirs['collision_rate@3']).sum())}/{len(ours)}"
-        verdicts.append(verdict)
-verdict_table = pd.DataFrame(verdicts)
+verdict_table = pd.DataFrame(collisions.elimination(table, {b: run.base_encoder(b) for b in backbones}))
 display(verdict_table.round(4))
-
-eliminated = bool(verdict_table["eliminated (all seeds)"].all()) if len(verdict_table) else None
-if eliminated is None:
-    statement = "No EncodeRec model among the backbones: the claim is not tested in this run."
-elif eliminated:
-    statement = "HOLDS here: every EncodeRec RQ-VAE tokenization gave every item its own 3-code ID."
-else:
-    worst = verdict_table.sort_values("EncodeRec coll@3").iloc[-1]
-    statement = (f"DOES NOT HOLD here: EncodeRec's RQ-VAE IDs still collide on "
-                 f"{int((~verdict_table['eliminated (all seeds)']).sum())} of {len(verdict_table)} catalogue/model "
-                 f"pairs (worst: {worst['dataset']}, collision rate @ 3 = {worst['EncodeRec coll@3']:.2%}).")
-print("Claim 'EncodeRec eliminates Semantic ID collisions entirely':", statement)
+verdict, statement = summary.collision_verdict({"verdict": verdict_table.to_dict(orient="records")})
+print(f"Claim 'EncodeRec eliminates Semantic ID collisions entirely': {verdict.upper()}. {statement}")
 
 # %% [markdown]
 # ## Making the 3-code IDs unique without a 4th code

@@ -38,10 +38,10 @@ modes = ["inductive"]  # also "transductive" (text + item ID)
 id_baseline = True
 seeds = [0]
 unisrec = {"epochs": 20}  # UniSRecConfig fields to change; UniSRec's settings otherwise
+max_items = None  # only the most popular items and the users left with 3 of them (smoke tests); None: all
 max_users = None  # a seeded sample of users and their items only (smoke tests); None: every user
 
 # %%
-import numpy as np
 import pandas as pd
 import plotly.express as px
 from IPython.display import display
@@ -51,7 +51,8 @@ from encoderec import unisrec as usr
 
 plots.setup_notebook()
 run = report.start("04_unisrec", dict(profile=profile, datasets=datasets, backbones=backbones, modes=modes,
-                                      id_baseline=id_baseline, seeds=seeds, unisrec=unisrec, max_users=max_users),
+                                      id_baseline=id_baseline, seeds=seeds, unisrec=unisrec, max_items=max_items,
+                                      max_users=max_users),
                    output_root)
 print(usr.UniSRecConfig(**unisrec))
 
@@ -61,10 +62,8 @@ print(usr.UniSRecConfig(**unisrec))
 # %%
 prepared = {}
 for name in datasets:
-    ds = data.load_dataset(name, data_dir)
-    if max_users:
-        ds = data.sample_users(ds, max_users)
-    prepared[name] = {"dataset": ds, "split": data.split(ds), "texts": data.TextView().full(ds)}
+    ds, split = data.for_recommendation(name, data_dir, max_items, max_users)
+    prepared[name] = {"dataset": ds, "split": split, "texts": data.TextView().full(ds)}
 data_table = pd.DataFrame([{"dataset": n, "items": len(p["dataset"].items), "users": len(p["split"].test),
                             "training prefixes": len(data.prefix_examples(p["split"].train))}
                            for n, p in prepared.items()])
@@ -91,25 +90,10 @@ for name, p in prepared.items():
             print(f"{name} {label} {mode} seed {seed}: best epoch {result['best_epoch']} of "
                   f"{len(result['history'])}, {result['fit_seconds']:.0f} s on {result['config']['device']}")
 
-KS = (10, 50)
-rows, per_user = [], {}
-for r in runs:
-    values = metrics.per_query(np.array(r["result"]["test_ranks"]), ks=KS)
-    per_user[(r["dataset"], r["model"], r["mode"], r["seed"])] = values
-    history = r["result"]["history"]
-    rows.append({k: r[k] for k in ("dataset", "model", "mode", "seed", "model seed")} | metrics.summarize(values) | {
-        "best epoch": r["result"]["best_epoch"], "epochs run": len(history),
-        "valid NDCG@10": history[r["result"]["best_epoch"]]["valid NDCG@10"],
-        "seconds per epoch": float(np.mean([h["seconds"] for h in history])),
-        "fit seconds": r["result"]["fit_seconds"], "device": r["result"]["config"]["device"]})
-table = pd.DataFrame(rows)
+table, table2, per_user = tables.recommender_runs(runs, ["dataset", "model", "mode", "seed"], ks=(10, 50))
 
 # %% [markdown]
 # ## Table 2 (test users, mean ± std over seeds)
-
-# %%
-METRICS = {f"{m}@{k}": f"{m}@{k}" for k in KS for m in ("Recall", "NDCG")}
-table2 = tables.seed_summary(table, ["dataset", "model", "mode"], METRICS)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -130,8 +114,7 @@ display(comparison.round(4))
 # Validation NDCG@10 after each epoch (seed of the first run); the kept weights are those of the best epoch.
 
 # %%
-curves = pd.DataFrame([{"dataset": r["dataset"], "run": f"{r['model']} ({r['mode']})", **h}
-                       for r in runs if r["seed"] == seeds[0] for h in r["result"]["history"]])
+curves = tables.learning_curves(runs, lambda r: f"{r['model']} ({r['mode']})", seeds[0])
 fig = px.line(curves, x="epoch", y="valid NDCG@10", color="run", facet_col="dataset",
               title="UniSRec: validation NDCG@10 by epoch")
 run.figure(fig, "unisrec_learning_curves").show()

@@ -39,6 +39,7 @@ id_variants = ["dedup"]  # "dedup": 3 codes + TIGER's 4th code; "shared": 3 code
 seeds = [0]
 rqvae = {}  # RQVAEConfig fields to change; the same settings as 03_semantic_ids reuse its cached IDs
 tiger = {"epochs": 30, "eval_every": 5, "patience": 2}  # TigerConfig fields to change
+max_items = None  # only the most popular items and the users left with 3 of them (smoke tests); None: all
 max_users = None  # a seeded sample of users and their items only (smoke tests); None: every user
 
 # %%
@@ -54,7 +55,8 @@ from encoderec.rqvae import RQVAEConfig
 plots.setup_notebook()
 run = report.start("05_tiger", dict(profile=profile, datasets=datasets, backbones=backbones,
                                     extra_backbones=extra_backbones, id_variants=id_variants,
-                                    seeds=seeds, rqvae=rqvae, tiger=tiger, max_users=max_users), output_root)
+                                    seeds=seeds, rqvae=rqvae, tiger=tiger, max_items=max_items,
+                                    max_users=max_users), output_root)
 print(tg.TigerConfig(**tiger))
 
 # %% [markdown]
@@ -63,10 +65,8 @@ print(tg.TigerConfig(**tiger))
 # %%
 prepared = {}
 for name in datasets:
-    ds = data.load_dataset(name, data_dir)
-    if max_users:
-        ds = data.sample_users(ds, max_users)
-    prepared[name] = {"dataset": ds, "split": data.split(ds), "texts": data.TextView().full(ds),
+    ds, split = data.for_recommendation(name, data_dir, max_items, max_users)
+    prepared[name] = {"dataset": ds, "split": split, "texts": data.TextView().full(ds),
                       "fit_items": data.training_items(ds)}
 data_table = pd.DataFrame([{"dataset": n, "items": len(p["dataset"].items), "users": len(p["split"].test),
                             "training prefixes": len(data.prefix_examples(p["split"].train)),
@@ -80,14 +80,6 @@ display(data_table)
 
 
 # %%
-def item_ids(codes: np.ndarray, variant: str) -> np.ndarray:
-    if variant == "dedup":
-        return semantic_ids.with_dedup_code(codes)
-    if variant == "shared":
-        return codes
-    raise ValueError(f"id_variants: unknown {variant!r}; use 'dedup' or 'shared'")
-
-
 runs = []
 for name, p in prepared.items():
     for seed in seeds:
@@ -96,7 +88,7 @@ for name, p in prepared.items():
             x = embeddings.encode(encoder, p["texts"], view=f"{name}:items")
             codes = semantic_ids.tokenize(x, p["fit_items"], "rqvae", RQVAEConfig(**{**rqvae, "seed": seed})).codes
             for variant in id_variants:
-                ids = item_ids(codes, variant)
+                ids = semantic_ids.item_ids(codes, variant)
                 result = tg.fit_and_rank(p["split"], ids, tg.TigerConfig(**{**tiger, "seed": seed}))
                 runs.append({"dataset": name, "backbone": backbone, "ids": variant, "seed": seed,
                              "model seed": model_seed, "distinct IDs": len(np.unique(ids, axis=0)), "result": result})
@@ -104,28 +96,10 @@ for name, p in prepared.items():
                       f"{len(result['history'])}, fit {result['fit_seconds']:.0f} s, decoding "
                       f"{result['rank_seconds']:.0f} s on {result['config']['device']}")
 
-KS = (5, 10)
-rows, per_user = [], {}
-for r in runs:
-    res = r["result"]
-    values = metrics.per_query(np.array(res["test_ranks"]), ks=KS, gains=np.array(res["test_gains"]))
-    per_user[(r["dataset"], r["backbone"], r["ids"], r["seed"])] = values
-    evaluated = [h for h in res["history"] if "valid NDCG@10" in h]
-    rows.append({k: r[k] for k in ("dataset", "backbone", "ids", "seed", "model seed", "distinct IDs")}
-                | metrics.summarize(values) | {
-        "best epoch": res["best_epoch"], "epochs run": len(res["history"]),
-        "valid NDCG@10": max(h["valid NDCG@10"] for h in evaluated),
-        "seconds per epoch": float(np.mean([h["seconds"] for h in res["history"]])),
-        "fit seconds": res["fit_seconds"], "test decoding seconds": res["rank_seconds"],
-        "device": res["config"]["device"]})
-table = pd.DataFrame(rows)
+table, table3, per_user = tables.recommender_runs(runs, ["dataset", "backbone", "ids", "seed"], ks=(5, 10))
 
 # %% [markdown]
 # ## Table 3 (test users, mean ± std over seeds)
-
-# %%
-METRICS = {f"{m}@{k}": f"{m}@{k}" for k in KS for m in ("Recall", "NDCG")}
-table3 = tables.seed_summary(table, ["dataset", "backbone", "ids"], METRICS)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -144,8 +118,7 @@ display(comparison.round(4))
 # ## Training and validation curves (first seed)
 
 # %%
-curves = pd.DataFrame([{"dataset": r["dataset"], "run": f"{r['backbone']} ({r['ids']})", **h}
-                       for r in runs if r["seed"] == seeds[0] for h in r["result"]["history"]])
+curves = tables.learning_curves(runs, lambda r: f"{r['backbone']} ({r['ids']})", seeds[0])
 fig = px.line(curves, x="epoch", y="loss", color="run", facet_col="dataset", title="TIGER: training loss")
 run.figure(fig, "tiger_loss").show()
 fig = px.line(curves.dropna(subset=["valid NDCG@10"]), x="epoch", y="valid NDCG@10", color="run",

@@ -142,3 +142,30 @@ def test_load_ids_names_the_problem(tmp_path):
         load_ids(path)
     with pytest.raises(EncoderecError, match="provenance: expected a dict"):
         save_ids(path, CODES, provenance=None)
+
+
+def test_elimination_compares_each_fine_tuned_model_with_its_base():
+    import pandas as pd
+
+    from encoderec.collisions import elimination
+
+    rows = [{"dataset": d, "backbone": b, "tokenizer": t, "seed": s, "collision_rate@3": rate,
+             "avoidable_collision_rate": rate / 2}
+            for d, base_rate, ours_rate in (("A", 0.1, 0.0), ("B", 0.1, 0.2))
+            for b, rate in (("base", base_rate), ("tuned", ours_rate)) for t in ("rqvae", "rkmeans") for s in (0, 1)]
+    out = elimination(pd.DataFrame(rows), {"tuned": "base", "base": None, "other": "missing"})
+    by = {(r["dataset"], r["model"]): r for r in out}
+    assert set(by) == {("A", "tuned"), ("B", "tuned"), ("A", "other"), ("B", "other")}
+    assert by["A", "tuned"]["eliminated (all seeds)"] and by["A", "tuned"]["fewer than base (seeds)"] == "2/2"
+    assert not by["B", "tuned"]["eliminated (all seeds)"] and by["B", "tuned"]["fewer than base (seeds)"] == "0/2"
+    assert by["A", "other"]["base coll@3"] is None  # its base was not run
+
+
+def test_item_ids_for_tiger():
+    from encoderec.semantic_ids import item_ids
+
+    codes = np.array([[0, 1], [0, 1], [2, 3]])
+    assert item_ids(codes, "dedup").tolist() == [[0, 1, 0], [0, 1, 1], [2, 3, 0]]
+    assert item_ids(codes, "shared").tolist() == codes.tolist()
+    with pytest.raises(EncoderecError, match="id_variants: unknown 'x'; use one of dedup, shared"):
+        item_ids(codes, "x")

@@ -173,3 +173,23 @@ def test_category_paths_of_both_conventions():
         "Industrial & Scientific", "Test, Measure & Inspect", "Gauges"]
     assert data.category_path("Beauty, Makeup, Nails") == ["Beauty", "Makeup", "Nails"]
     assert data.category_path("") == []
+
+
+def test_popular_items_only_keeps_the_densest_part():
+    items = [{"title": f"item {i}"} for i in range(5)]
+    sequences = [[0, 1, 2, 4], [0, 1, 3], [1, 2, 0, 0], [2, 4, 3]]  # items 3 and 4 are the least popular
+    ds = data.Dataset("D", items, sequences, [[10 * t for t in range(len(s))] for s in sequences])
+    dense = data.popular_items_only(ds, 3)  # items 0, 1, 2: users 1 and 3 keep fewer than 3 and go
+    assert [it["title"] for it in dense.items] == ["item 0", "item 1", "item 2"]
+    assert dense.sequences == [[0, 1, 2], [1, 2, 0, 0]]  # repeats stay
+    assert dense.timestamps == [[0, 10, 20], [0, 10, 20, 30]]
+    assert data.popular_items_only(ds, 5) is ds
+    with pytest.raises(EncoderecError, match="no user has 3 interactions with the 1 most popular items"):
+        data.popular_items_only(ds, 1)
+
+
+def test_for_recommendation_slices_then_splits(tiny):
+    ds, split = data.for_recommendation("Tiny", tiny, max_users=2)
+    assert len(ds.sequences) == 2 and len(split.test) == 2
+    whole, _ = data.for_recommendation("Tiny", tiny)
+    assert whole.sequences == data.load_dataset("Tiny", tiny).sequences

@@ -67,6 +67,8 @@ def collisions(*pairs: tuple[float, float]) -> dict:
     (collisions((0.05, 0.1), (0.1, 0.2)), "not reproduced"),  # fewer is not none
     (collisions((0.05, 0.01), (0.1, 0.2)), "not reproduced"),
     (None, "not testable here"),
+    ({"verdict": [{"dataset": "D", "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2", "EncodeRec coll@3": 0.05,
+                   "base coll@3": None, "eliminated (all seeds)": False}]}, "not reproduced"),  # base not run
 ])
 def test_collision_verdict(result, verdict):
     assert summary.collision_verdict(result)[0] == verdict

@@ -78,7 +78,7 @@ def test_user_vector_ignores_padding_and_future_items(cyclic):
 def test_each_mode_learns_the_cycle(cyclic, mode):
     split, text = cyclic
     model = SequentialRecommender(UniSRecConfig(mode=mode, **TINY)).fit(split, N_ITEMS, text, progress=False)
-    ndcg = metrics.summarize(metrics.per_query(model.rank(split.test)))["NDCG@10"]
+    ndcg = metrics.summarize(metrics.per_query(model.rank(split.test)[0]))["NDCG@10"]
     assert ndcg > 0.8  # random ranking of 30 items gives about 0.14
     assert len(model.history) <= TINY["epochs"] and model.history[model.best_epoch]["valid NDCG@10"] == max(
         h["valid NDCG@10"] for h in model.history)
@@ -88,7 +88,8 @@ def test_rank_counts_better_items_and_skips_the_history(cyclic):
     split, text = cyclic
     model = SequentialRecommender(UniSRecConfig(**{**TINY, "epochs": 2})).fit(split, N_ITEMS, text, progress=False)
     examples = split.test[:20]
-    ranks = model.rank(examples)
+    ranks, gains = model.rank(examples)
+    assert gains is None  # every hit counts 1
     for e, r in zip(examples, ranks):
         h, n, _ = collate([e], TINY["max_len"])
         with torch.no_grad():
@@ -106,7 +107,7 @@ def test_a_repeated_item_is_ranked_against_the_items_outside_the_history(cyclic)
     with torch.no_grad():
         scores = model.model.logits(h, n)[0].numpy()
     outside = np.setdiff1d(np.arange(N_ITEMS), repeat.history)
-    assert model.rank([repeat])[0] == (scores[outside] > scores[3]).sum() <= len(outside)
+    assert model.rank([repeat])[0][0] == (scores[outside] > scores[3]).sum() <= len(outside)
     # training keeps repeats too: every prefix, the repeated item as history and as target
     assert prefix_examples([[3, 4, 3]]) == [Example(0, [3], 4), Example(0, [3, 4], 3)]
     assert leave_one_out([[1, 2, 1, 2]]).test == [Example(0, [1, 2, 1], 2)]
@@ -117,7 +118,7 @@ def test_fit_is_deterministic_and_stops_early(cyclic):
     config = UniSRecConfig(**{**TINY, "epochs": 3})
     a = SequentialRecommender(config).fit(split, N_ITEMS, text, progress=False)
     b = SequentialRecommender(config).fit(split, N_ITEMS, text, progress=False)
-    assert np.array_equal(a.rank(split.test), b.rank(split.test))
+    assert np.array_equal(a.rank(split.test)[0], b.rank(split.test)[0])
     assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
     frozen = SequentialRecommender(UniSRecConfig(**{**TINY, "lr": 1e-12, "patience": 2})).fit(
         split, N_ITEMS, text, progress=False)
@@ -161,11 +162,31 @@ def test_fit_and_rank_is_cached_whatever_the_device_setting(cyclic, tmp_path):
 
 
 def test_a_change_to_the_code_is_a_new_run(cyclic, tmp_path, monkeypatch):
-    from encoderec import unisrec
+    from encoderec import fitting, unisrec
 
     split, text = cyclic
     config = UniSRecConfig(**{**TINY, "epochs": 1})
     unisrec.fit_and_rank(split, N_ITEMS, text, config, cache_dir=tmp_path, progress=False)
-    monkeypatch.setattr(unisrec, "code_version", lambda module: "the code after an edit")
+    monkeypatch.setattr(fitting, "code_version", lambda module: "the code after an edit")
     unisrec.fit_and_rank(split, N_ITEMS, text, config, cache_dir=tmp_path, progress=False)
     assert len(list((tmp_path / "unisrec").glob("*.json"))) == 2
+
+
+def test_early_stopping_keeps_the_best_evaluation_and_counts_patience_in_evaluations():
+    from encoderec.fitting import train_with_early_stopping
+
+    model = torch.nn.Linear(1, 1)
+    start = model.weight.item()
+    scores = iter([0.1, 0.3, 0.2, 0.25, 0.9])  # the 0.9 comes after patience ran out
+
+    def train_epoch():
+        with torch.no_grad():
+            model.weight += 1.0  # the epoch number + 1, so the kept weights tell which epoch they are from
+        return 1.0
+
+    history, best = train_with_early_stopping(model, train_epoch, lambda: {"Recall@10": 0, "NDCG@10": next(scores)},
+                                              epochs=20, patience=2, eval_every=2, progress=False)
+    evaluated = [h["epoch"] for h in history if "valid NDCG@10" in h]
+    assert evaluated == [1, 3, 5, 7] and len(history) == 8  # stopped after 2 evaluations without a better one
+    assert best == 3 and model.weight.item() == pytest.approx(start + 4)  # the weights after epoch 3
+    assert not model.training
