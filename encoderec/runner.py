@@ -159,6 +159,19 @@ def run_report(profile_name: str, only: list[str] | None = None, data_dir: str |
     if unknown_only:
         raise EncoderecError(f"--only {unknown_only[0]}: not part of profile {profile.path.name}")
 
+    with file_lock(dirs.reports(profile.name) / ".lock",
+                   waiting=f"another report of profile {profile.name} is running in {dirs.output_root}; waiting"):
+        inputs, own_params, base, shared_fingerprint = _prepare(profile, part, overrides, only, data_dir, dirs)
+        statuses = _run_notebooks(profile, inputs, own_params, base, only, dirs, shared_fingerprint, force)
+    index = write_index(profile, statuses, dirs)
+    return f"report {profile.name}: " + ", ".join(f"{s.notebook} {s.status}" for s in statuses.values()) + f"; {index}"
+
+
+def _prepare(profile: Profile, part: str | None, overrides: dict[str, Any], only: list[str] | None,
+             data_dir: str | None, dirs: ReportDirs) -> tuple[dict[str, Path], dict[str, dict[str, Any]],
+                                                             dict[str, Any], tuple[str, str]]:
+    """The notebooks as .ipynb inputs, each one's parameters, the injected ones, and the library and data
+    fingerprints."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     resolved_data = paths.data_dir(data_dir).resolve()
     ensure_kernel()
@@ -173,13 +186,7 @@ def run_report(profile_name: str, only: list[str] | None = None, data_dir: str |
         if unknown:
             raise EncoderecError(f"{profile.path}: parts.{part}.{unknown[0]} is not a parameter of {only[0]}")
         own_params[only[0]] = {**own_params[only[0]], **overrides}
-    shared_fingerprint = (_library_fingerprint(), _data_fingerprint(resolved_data))
-
-    with file_lock(dirs.reports(profile.name) / ".lock",
-                   waiting=f"another report of profile {profile.name} is running in {dirs.output_root}; waiting"):
-        statuses = _run_notebooks(profile, inputs, own_params, base, only, dirs, shared_fingerprint, force)
-    index = write_index(profile, statuses, dirs)
-    return f"report {profile.name}: " + ", ".join(f"{s.notebook} {s.status}" for s in statuses.values()) + f"; {index}"
+    return inputs, own_params, base, (_library_fingerprint(), _data_fingerprint(resolved_data))
 
 
 def _run_notebooks(profile: Profile, inputs: dict[str, Path], own_params: dict[str, dict[str, Any]],

@@ -31,21 +31,63 @@ def _key(row: dict, key: list[str]) -> tuple:
     return tuple(row.get(k) for k in key)
 
 
+METRIC = re.compile(r"(recall|ndcg|mrr)", re.IGNORECASE)
+
+
+def within(got: float, recorded: float, spec: dict, field: str) -> bool:
+    """`got` agrees with `recorded`: within the field's relative tolerance (a share of the recorded value, for the
+    metrics of models trained on a CPU, which move with the thread count), else its absolute one, else to 1e-6."""
+    if field in spec.get("relative", {}):
+        return abs(got - recorded) <= spec["relative"][field] * abs(recorded)
+    return math.isclose(got, recorded, abs_tol=spec.get("tolerance", {}).get(field, 1e-6))
+
+
+def recorded_metrics():
+    """(file, row key, field, recorded value, spec) of every recorded metric (Recall, NDCG, MRR)."""
+    for name, spec in EXPECTED.items():
+        key = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]
+        for row in spec["rows"]:
+            for field, value in row.items():
+                if METRIC.search(field) and isinstance(value, (int, float)):
+                    yield name, _key(row, key), field, value, spec
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_smoke_metrics_match_recorded_values(smoke, name):
     spec = EXPECTED[name]
     key = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]
     actual = {_key(row, key): row for row in json.loads((smoke / "results" / "smoke" / f"{name}.json").read_text())["rows"]}
-    tolerance = spec.get("tolerance", {})
     for expected in spec["rows"]:
         row = actual.get(_key(expected, key))
         assert row is not None, f"{name}: no row for {_key(expected, key)}"
         for field, value in expected.items():
             got, where = row.get(field), f"{name} {_key(expected, key)}.{field}"
-            if (isinstance(value, float) or field in tolerance) and got is not None:
-                assert math.isclose(got, value, abs_tol=tolerance.get(field, 1e-6)), f"{where}: {got} vs recorded {value}"
+            toleranced = field in spec.get("tolerance", {}) or field in spec.get("relative", {})
+            if (isinstance(value, float) or toleranced) and got is not None:
+                assert within(got, value, spec, field), f"{where}: {got} vs recorded {value}"
             else:
                 assert got == value, f"{where}: {got} vs recorded {value}"
+
+
+@pytest.mark.parametrize("name, key, field, value, spec", list(recorded_metrics()),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_every_recorded_metric_fails_a_model_that_returns_nothing(name, key, field, value, spec):
+    """A check that a model recommending nothing (every metric 0) would pass is no check."""
+    assert not within(0.0, value, spec, field), f"{name} {key}.{field}: recorded {value} admits 0"
+
+
+@pytest.mark.parametrize("name, ks", [("unisrec", (10, 50)), ("tiger", (10,))])
+def test_recommenders_beat_the_random_floor(smoke, name, ks):
+    """Every smoke recommender learns: Recall@k at least 1.5 times what ranking items at random gives (k / items;
+    with shared IDs and 1/g credit the expectation is the same). TIGER on random embeddings is that floor itself."""
+    result = json.loads((smoke / "results" / "smoke" / f"{name}.json").read_text())
+    items = {row["dataset"]: row["items"] for row in result["data"]}
+    for row in result["rows"]:
+        if row.get("backbone") == "random":
+            continue
+        for k in ks:
+            floor = k / items[row["dataset"]]
+            assert row[f"Recall@{k}"] >= 1.5 * floor, f"{name} {row}: Recall@{k} {row[f'Recall@{k}']}, floor {floor}"
 
 
 def test_results_carry_provenance(smoke):
