@@ -10,6 +10,8 @@ and this module gives it the rest, the same for every model (as RecBole's single
 
 - `device_of(config)`: the configured device, else CUDA when available, else the CPU;
 - `seeded(seed, device)`: torch's RNG seeded inside a block and restored after it (the caller's RNG untouched);
+- `run_epoch`: an optimizer step on the loss of each batch, the epoch's mean loss;
+- `validation_scores`: Recall@10 / NDCG@10 of what `rank` returned;
 - `train_with_early_stopping`: epochs of training, validation NDCG@10 every `eval_every` epochs, stop after
   `patience` evaluations without a better one (or past a wall-time budget), keep the best evaluation's weights;
 - `fit_and_rank`: fit, rank the validation and test examples, cache the result as JSON under
@@ -26,14 +28,15 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from encoderec import paths
+from encoderec import metrics, paths
 from encoderec.data import Split
 from encoderec.io import cached_json, code_version, settings_key, sha256_text
 
@@ -49,6 +52,25 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield
+
+
+def run_epoch(batches: Iterable[np.ndarray], loss_of: Callable[[np.ndarray], torch.Tensor],
+              optimizer: torch.optim.Optimizer) -> float:
+    """One epoch: an optimizer step on the loss of each batch of example indices; the mean loss per example."""
+    total, count = 0.0, 0
+    for idx in batches:
+        loss = loss_of(idx)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total, count = total + loss.item() * len(idx), count + len(idx)
+    return total / count
+
+
+def validation_scores(ranked: tuple[np.ndarray, np.ndarray | None]) -> dict[str, float]:
+    """Recall@10 and NDCG@10 of what a recommender's `rank` returned (ranks, gains)."""
+    ranks, gains = ranked
+    return metrics.summarize(metrics.per_query(ranks, ks=(10,), gains=gains))
 
 
 def train_with_early_stopping(

@@ -145,8 +145,9 @@ def write_png(fig: go.Figure, path: str | os.PathLike, width: int = 1000, dpi: i
     ax.set_axisbelow(True)
     if fig.layout.title.text:
         ax.set_title(fig.layout.title.text, loc="left")
-    if any(t.name for t in fig.data):
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, title=fig.layout.legend.title.text)
+    if any(t.name for t in fig.data):  # beside the plot, inside the image (the constrained layout makes room)
+        out.legend(*ax.get_legend_handles_labels(), loc="outside right upper", frameon=False,
+                   title=fig.layout.legend.title.text)
     out.savefig(path, format="png")
 
 

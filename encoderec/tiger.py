@@ -49,7 +49,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from encoderec import fitting, metrics
 from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
 from encoderec.errors import Checked, EncoderecError, is_fraction, is_int, is_number, is_positive_int, positive_ints
-from encoderec.fitting import device_of, seeded, train_with_early_stopping
+from encoderec.fitting import device_of, run_epoch, seeded, train_with_early_stopping, validation_scores
 from encoderec.io import sha256_array
 from encoderec.semantic_ids import check_codes, group_ids
 
@@ -192,9 +192,12 @@ class Tiger:
         with seeded(cfg.seed, self.device):
             self.model = T5ForConditionalGeneration(self._t5_config()).to(self.device)
             optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            lengths = self._input_lengths(train)
             self.history, self.best_epoch = train_with_early_stopping(
-                self.model, lambda: self._train_epoch(train, targets, optimizer, rng), lambda: self._validate(valid),
-                cfg.epochs, cfg.patience, cfg.eval_every, cfg.max_minutes, desc="TIGER", progress=progress)
+                self.model, lambda: run_epoch(length_batches(lengths, cfg.batch_size, rng),
+                                              lambda idx: self._loss([train[i] for i in idx], targets), optimizer),
+                lambda: validation_scores(self.rank(valid)), cfg.epochs, cfg.patience, cfg.eval_every,
+                cfg.max_minutes, desc="TIGER", progress=progress)
         return self
 
     def _t5_config(self) -> T5Config:
@@ -204,24 +207,12 @@ class Tiger:
                         dropout_rate=cfg.dropout, feed_forward_proj="relu", pad_token_id=PAD, eos_token_id=END,
                         decoder_start_token_id=PAD, tie_word_embeddings=True)
 
-    def _train_epoch(self, train: list[Example], targets: Tensor, optimizer: torch.optim.Optimizer,
-                     rng: np.random.Generator) -> float:
-        total = 0.0
-        for idx in length_batches(self._input_lengths(train), self.config.batch_size, rng):
-            batch = [train[i] for i in idx]
-            inputs, mask = self.encode_inputs(batch)
-            labels = targets[[e.target for e in batch]]
-            loss = self.model(input_ids=inputs.to(self.device), attention_mask=mask.to(self.device),
-                              labels=labels.to(self.device)).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        return total / len(train)
-
-    def _validate(self, valid: list[Example]) -> dict[str, float]:
-        ranks, gains = self.rank(valid)
-        return metrics.summarize(metrics.per_query(ranks, ks=(10,), gains=gains))
+    def _loss(self, batch: list[Example], targets: Tensor) -> Tensor:
+        """Cross-entropy of the target item's tokens given each example's input (teacher forcing)."""
+        inputs, mask = self.encode_inputs(batch)
+        labels = targets[[e.target for e in batch]]
+        return self.model(input_ids=inputs.to(self.device), attention_mask=mask.to(self.device),
+                          labels=labels.to(self.device)).loss
 
     # ----------------------------------------------------------------------- decoding
 

@@ -48,10 +48,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from encoderec import fitting, metrics
+from encoderec import fitting
 from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
 from encoderec.errors import Checked, EncoderecError, is_fraction, is_int, is_number, positive_ints
-from encoderec.fitting import device_of, seeded, train_with_early_stopping
+from encoderec.fitting import device_of, run_epoch, seeded, train_with_early_stopping, validation_scores
 from encoderec.io import sha256_array, sha256_text
 
 MODES = ("inductive", "transductive", "id")
@@ -209,9 +209,12 @@ class SequentialRecommender:
         with seeded(cfg.seed, self.device):
             self.model = UniSRec(cfg, n_items, text).to(self.device)
             optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+            lengths = _lengths(train, cfg.max_len)
             self.history, self.best_epoch = train_with_early_stopping(
-                self.model, lambda: self._train_epoch(train, optimizer, rng), lambda: self._validate(split.valid),
-                cfg.epochs, cfg.patience, desc=f"UniSRec ({cfg.mode})", progress=progress)
+                self.model, lambda: run_epoch(length_batches(lengths, cfg.batch_size, rng),
+                                              lambda idx: self._loss([train[i] for i in idx]), optimizer),
+                lambda: validation_scores(self.rank(split.valid)), cfg.epochs, cfg.patience,
+                desc=f"UniSRec ({cfg.mode})", progress=progress)
         return self
 
     def _text(self, text_embeddings: np.ndarray | None, n_items: int) -> Tensor | None:
@@ -225,20 +228,10 @@ class SequentialRecommender:
                                  f"{text.shape}")
         return torch.from_numpy(text)
 
-    def _train_epoch(self, train: list[Example], optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> float:
-        total = 0.0
-        for idx in length_batches(_lengths(train, self.config.max_len), self.config.batch_size, rng):
-            histories, lengths, targets = (t.to(self.device) for t in collate([train[i] for i in idx],
-                                                                              self.config.max_len))
-            loss = F.cross_entropy(self.model.logits(histories, lengths), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        return total / len(train)
-
-    def _validate(self, valid: Sequence[Example]) -> dict[str, float]:
-        return metrics.summarize(metrics.per_query(self.rank(valid)[0], ks=(10,)))
+    def _loss(self, batch: list[Example]) -> Tensor:
+        """Cross-entropy of each example's next item over all items."""
+        histories, lengths, targets = (t.to(self.device) for t in collate(batch, self.config.max_len))
+        return F.cross_entropy(self.model.logits(histories, lengths), targets)
 
     @torch.no_grad()
     def rank(self, examples: Sequence[Example], progress: bool = False) -> tuple[np.ndarray, None]:
