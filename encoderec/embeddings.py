@@ -9,12 +9,17 @@ that carries no text at all); `encode` accepts their names like any backbone and
 `encode(backbone, texts, view=...)` returns float32, L2-normalised embeddings, one row per text, and keeps
 them in `<cache dir>/embeddings/<key>.npy` with a `<key>.json` beside it. The key is the sha256 of
 
-    model fingerprint | view name | max_seq_length | sha256 of the texts
+    model fingerprint | view name | max_seq_length | sha256 of the texts [| bf16]
 
 where the fingerprint hashes the model's weight, config and tokenizer files, so a hit is found from the files
 alone and the model is never loaded for it. The .json records the array's shape, dtype and sha256; a hit is
 only trusted when all three match, otherwise the entry is logged as a warning and rebuilt. Both files are
 written atomically, the .json last, so an interrupted run leaves either a complete entry or none.
+
+Precision: `encode` runs the model under bfloat16 autocast where the hardware computes bf16 natively (a CPU with
+AVX512-BF16 or AMX, read from /proc/cpuinfo, or a CUDA device that supports it), fp32 elsewhere;
+`precision="fp32"` / `"bf16"` or $ENCODEREC_PRECISION force either. The output is float32 with unit rows either
+way; bf16 entries are cached apart from fp32 ones (the key's last part).
 """
 
 from __future__ import annotations
@@ -170,6 +175,33 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def resolve_precision(precision: str | None = None, device: str | None = None) -> str:
+    """"bf16" or "fp32": `precision`, else $ENCODEREC_PRECISION, else "auto" (bf16 where the device computes it
+    natively)."""
+    setting = precision or os.environ.get("ENCODEREC_PRECISION") or "auto"
+    if setting not in PRECISIONS:
+        raise EncoderecError(f"precision {setting!r} (argument or $ENCODEREC_PRECISION): use one of "
+                             f"{', '.join(PRECISIONS)}")
+    if setting != "auto":
+        return setting
+    return "bf16" if native_bf16(device or default_device()) else "fp32"
+
+
+@functools.cache
+def native_bf16(device: str = "cpu") -> bool:
+    """Whether `device` computes bfloat16 matrix products natively (not emulated, which is slower than fp32)."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
 def load_encoder(name_or_path: str | os.PathLike, device: str | None = None) -> SentenceTransformer:
     """A SentenceTransformer whose output is L2-normalised float32.
 
@@ -269,11 +301,13 @@ def encode(
     device: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    precision: str | None = None,
 ) -> np.ndarray:
     """Embeddings of `texts` as a float32 (len(texts), dim) array with unit rows, from the cache when possible.
 
     `view` names what the texts are (e.g. "documents"); it is part of the cache key, so two views of the
     same items never share an entry. `backbone` is an alias, a folder, a Hugging Face id or a loaded model.
+    `precision`: "auto" (default, also $ENCODEREC_PRECISION), "bf16" or "fp32" (see the module docstring).
     """
     texts = list(texts)
     if isinstance(backbone, str) and backbone in BASELINES:
@@ -282,7 +316,9 @@ def encode(
     if isinstance(source, str):  # a Hugging Face id: its files are only known once it is loaded
         source = load_encoder(source, device)
     max_seq_length = _max_seq_length(source)
-    key = sha256_text(model_fingerprint(source), view, str(max_seq_length), sha256_text(*texts))
+    precision = resolve_precision(precision, str(source.device) if isinstance(source, SentenceTransformer) else device)
+    key_parts = [model_fingerprint(source), view, str(max_seq_length), sha256_text(*texts)]
+    key = sha256_text(*key_parts, *(["bf16"] if precision == "bf16" else []))  # fp32 keys as before
     folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
     npy, meta = folder / "embeddings" / f"{key}.npy", folder / "embeddings" / f"{key}.json"
 
@@ -290,9 +326,9 @@ def encode(
     if cached is not None:
         return cached
     model = source if isinstance(source, SentenceTransformer) else load_encoder(source, device)
-    embeddings = _encode_unique(model, texts, batch_size, progress)
+    embeddings = _encode_unique(model, texts, batch_size, progress, precision)
     label = "<loaded model>" if isinstance(backbone, SentenceTransformer) else str(backbone)
-    _save(npy, meta, embeddings, backbone=label, view=view, max_seq_length=max_seq_length)
+    _save(npy, meta, embeddings, backbone=label, view=view, max_seq_length=max_seq_length, precision=precision)
     return embeddings
 
 
@@ -334,17 +370,20 @@ def _max_seq_length(source: SentenceTransformer | Path) -> int | None:
     return source.max_seq_length if isinstance(source, SentenceTransformer) else configured_max_seq_length(source)
 
 
-def _encode_unique(model: SentenceTransformer, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-    """Encode each distinct text once (item catalogues repeat descriptions) and scatter back to every row."""
+def _encode_unique(model: SentenceTransformer, texts: list[str], batch_size: int, progress: bool,
+                   precision: str = "fp32") -> np.ndarray:
+    """Encode each distinct text once (item catalogues repeat descriptions) and scatter back to every row; under
+    bf16 autocast with `precision="bf16"`, the rows normalised again in float32."""
     first_row: dict[str, int] = {}
     rows = np.array([first_row.setdefault(t, len(first_row)) for t in texts], dtype=np.int64)
     unique = list(first_row)
     if not unique:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
-    embedded = model.encode(
-        unique, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True, normalize_embeddings=True
-    )
-    return np.ascontiguousarray(embedded[rows], dtype=np.float32)
+    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        embedded = model.encode(unique, batch_size=batch_size, show_progress_bar=progress, convert_to_tensor=True,
+                                normalize_embeddings=True)
+    out = np.ascontiguousarray(embedded.float().cpu().numpy()[rows], dtype=np.float32)
+    return _unit_rows(out) if precision == "bf16" else out
 
 
 def _load_verified(npy: Path, meta: Path, n_texts: int) -> np.ndarray | None:

@@ -189,7 +189,8 @@ def test_damaged_entries_are_detected_logged_and_rebuilt(tiny_bert, tmp_path, mo
 def test_duplicate_texts_are_encoded_once_and_scattered_back(tiny_bert, tmp_path, monkeypatch):
     texts = ["glass beaker", "a toy", "glass beaker", "red set", "a toy", "glass beaker"]
     calls = spy_on_encode(monkeypatch)
-    result = embeddings.encode(tiny_bert, texts, view="documents", cache_dir=tmp_path, progress=False)
+    result = embeddings.encode(tiny_bert, texts, view="documents", cache_dir=tmp_path, progress=False,
+                               precision="fp32")  # compared with a plain fp32 encode below
 
     assert calls == [["glass beaker", "a toy", "red set"]]
     unique = embeddings.load_encoder(tiny_bert, device="cpu").encode(calls[0], show_progress_bar=False)
@@ -326,3 +327,36 @@ def test_tfidf_svd_and_random_baselines():
     assert np.array_equal(r, embeddings.random_embeddings(texts))
     with pytest.raises(EncoderecError, match="tfidf-svd: needs at least 2 texts"):
         embeddings.tfidf_svd(["alone"])
+
+
+def test_precision_is_resolved_from_the_argument_the_environment_and_the_hardware(monkeypatch):
+    monkeypatch.delenv("ENCODEREC_PRECISION", raising=False)
+    monkeypatch.setattr(embeddings, "native_bf16", lambda device: True)
+    assert embeddings.resolve_precision() == "bf16" and embeddings.resolve_precision("fp32") == "fp32"
+    monkeypatch.setattr(embeddings, "native_bf16", lambda device: False)
+    assert embeddings.resolve_precision() == "fp32" and embeddings.resolve_precision("bf16") == "bf16"
+    monkeypatch.setenv("ENCODEREC_PRECISION", "bf16")
+    assert embeddings.resolve_precision() == "bf16"
+    monkeypatch.setenv("ENCODEREC_PRECISION", "half")
+    with pytest.raises(EncoderecError, match=r"precision 'half' \(argument or \$ENCODEREC_PRECISION\): use one of"):
+        embeddings.resolve_precision()
+
+
+def test_bf16_is_cached_apart_and_gives_unit_float32_rows(tiny_bert, tmp_path):
+    fp32 = embeddings.encode(tiny_bert, TEXTS, view="documents", cache_dir=tmp_path, progress=False, precision="fp32")
+    bf16 = embeddings.encode(tiny_bert, TEXTS, view="documents", cache_dir=tmp_path, progress=False, precision="bf16")
+    assert len([f for f in cache_files(tmp_path) if f.endswith(".npy")]) == 2
+    assert bf16.dtype == np.float32 and not np.array_equal(bf16, fp32)
+    np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-6)
+    assert (bf16 * fp32).sum(1).min() > 0.99  # bf16 keeps 8 bits of mantissa: close, not equal
+    records = [json.loads((tmp_path / "embeddings" / f).read_text()) for f in cache_files(tmp_path) if f.endswith(".json")]
+    assert sorted(r["precision"] for r in records) == ["bf16", "fp32"]
+
+
+@pytest.mark.slow
+def test_minilm_bf16_embeddings_are_within_cosine_0999_of_fp32(tmp_path):
+    texts = [f"{w} laboratory glass beaker {i} ml, borosilicate, graduated" for i, w in enumerate(["red", "blue"] * 16)]
+    texts += ["digital caliper 6 inch stainless steel", "nitrile gloves, powder free, large, box of 100"]
+    fp32 = embeddings.encode("all-MiniLM-L6-v2", texts, view="d", cache_dir=tmp_path, progress=False, precision="fp32")
+    bf16 = embeddings.encode("all-MiniLM-L6-v2", texts, view="d", cache_dir=tmp_path, progress=False, precision="bf16")
+    assert (bf16 * fp32).sum(1).min() >= 0.999
