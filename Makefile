@@ -28,6 +28,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PIP) check
 	$(PY) -c "from encoderec.runner import ensure_kernel; ensure_kernel()"
+	$(PY) -c "from encoderec.report import write_plotly_bundles; write_plotly_bundles()"
 	touch $@
 
 lock: install

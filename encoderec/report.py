@@ -13,6 +13,7 @@ machine, the versions of the key packages and the hash of the lock file, the sta
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import importlib.metadata
 import math
@@ -181,9 +182,9 @@ class NotebookRun:
     def figure(self, fig: Any, name: str, static: bool = False) -> Any:
         """Save a plotly figure as offline HTML under figures/<profile>/ (and as a PNG with `static`, for pages that
         cannot run JavaScript: RESULTS.md on GitHub) and return it for display."""
-        # One shared plotly.min.js per folder keeps each figure small and still offline; it is committed with the
-        # figures, so a clone opens them without running anything.
-        self._write_plotlyjs()
+        # One shared plotly.min.js per folder keeps each figure small and still offline. It stays out of git (4.7 MB):
+        # `make install` writes it beside the committed figures (write_plotly_bundles), a report run beside its own.
+        write_plotly_bundle(self.figures_dir)
         with atomic_path(self.figures_dir / f"{name}.html") as tmp:
             fig.write_html(tmp, include_plotlyjs=PLOTLYJS, full_html=True, div_id=name)  # stable across runs
         if static:
@@ -193,19 +194,30 @@ class NotebookRun:
                 write_png(fig, tmp)
         return fig
 
-    def _write_plotlyjs(self) -> None:
-        """figures/<profile>/plotly.min.js: the bundle of the installed plotly, rewritten when plotly changes
-        (plotly's own include_plotlyjs="directory" never replaces an older bundle)."""
-        from plotly.offline import get_plotlyjs
-
-        bundle, text = self.figures_dir / PLOTLYJS, get_plotlyjs()
-        if not bundle.is_file() or bundle.read_text(encoding="utf-8") != text:
-            write_text(bundle, text)
-
     def static_figures(self) -> list[tuple[str, str]]:
         """(name, path relative to the output root) of every PNG this profile's notebooks saved."""
         return [(p.stem.replace("_", " "), str(p.relative_to(self.output_root)))
                 for p in sorted(self.figures_dir.glob("*.png"))]
+
+
+@functools.cache
+def write_plotly_bundle(folder: Path) -> None:
+    """<folder>/plotly.min.js: the bundle of the installed plotly, rewritten when plotly changes (plotly's own
+    include_plotlyjs="directory" never replaces an older bundle); checked once per folder and process."""
+    from plotly.offline import get_plotlyjs
+
+    bundle, text = folder / PLOTLYJS, get_plotlyjs()
+    if not bundle.is_file() or bundle.read_text(encoding="utf-8") != text:
+        write_text(bundle, text)
+
+
+def write_plotly_bundles(root: Path | None = None) -> list[Path]:
+    """The bundle beside every folder of figures/ holding interactive figures (the committed ones included), so a
+    checkout opens them offline once installed; the folders written."""
+    folders = sorted({page.parent for page in ((root or paths.project_root()) / "figures").glob("*/*.html")})
+    for folder in folders:
+        write_plotly_bundle(folder)
+    return folders
 
 
 def _missing_as_null(obj: Any) -> Any:
