@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
-from encoderec import embeddings  # noqa: E402
+from encoderec import embeddings, precision  # noqa: E402
 from encoderec.data import TextView, load_dataset  # noqa: E402
 
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     plain_row, cold_row, cached_row, bf16_row = rows[1:]
     print(f"\nours fp32 cold / plain throughput: {plain_row['seconds'] / cold_row['seconds']:.2f}x")
     print(f"ours bf16 cold / plain fp32:       {plain_row['seconds'] / bf16_row['seconds']:.2f}x "
-          f"(native bf16 on this CPU: {embeddings.native_bf16('cpu')})")
+          f"(native bf16 on this CPU: {precision.native_bf16('cpu')})")
     print(f"cold / cached wall time:           {cold_row['seconds'] / cached_row['seconds']:.0f}x")
     print(f"max |ours fp32 - plain|:           {np.abs(cold - plain).max():.2e} "
           f"(cached identical: {np.array_equal(cold, cached)})")

@@ -24,7 +24,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from encoderec import embeddings  # noqa: E402
+from encoderec import embeddings, precision  # noqa: E402
 from encoderec.collisions import collision_report  # noqa: E402
 from encoderec.data import TextView, load_dataset  # noqa: E402
 from encoderec.errors import EncoderecError  # noqa: E402
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{args.dataset}: {len(texts)} items ({len(set(texts))} distinct texts), {args.backbone} embeddings "
         f"{x.shape} in {seconds:.1f}s; torch {torch.__version__} on {torch.get_num_threads()} threads, "
-        f"device {config.device or embeddings.default_device()}",
+        f"device {config.device or precision.default_device()}",
         flush=True,
     )
     print(f"RQ-VAE: {config}", flush=True)

@@ -45,6 +45,7 @@ from sentence_transformers.sentence_transformer.modules import Normalize, Poolin
 from encoderec import paths
 from encoderec.errors import EncoderecError
 from encoderec.io import atomic_path, read_json, sha256_file, sha256_text, write_json
+from encoderec.precision import autocast, default_device, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -169,37 +170,6 @@ def _move_into_place(src: Path, target: Path) -> None:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
-def resolve_precision(precision: str | None = None, device: str | None = None) -> str:
-    """"bf16" or "fp32": `precision`, else $ENCODEREC_PRECISION, else "auto" (bf16 where the device computes it
-    natively)."""
-    setting = precision or os.environ.get("ENCODEREC_PRECISION") or "auto"
-    if setting not in PRECISIONS:
-        raise EncoderecError(f"precision {setting!r} (argument or $ENCODEREC_PRECISION): use one of "
-                             f"{', '.join(PRECISIONS)}")
-    if setting != "auto":
-        return setting
-    return "bf16" if native_bf16(device or default_device()) else "fp32"
-
-
-@functools.cache
-def native_bf16(device: str = "cpu") -> bool:
-    """Whether `device` computes bfloat16 matrix products natively (not emulated, which is slower than fp32)."""
-    if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
 
 def load_encoder(name_or_path: str | os.PathLike, device: str | None = None) -> SentenceTransformer:
@@ -379,7 +349,7 @@ def _encode_unique(model: SentenceTransformer, texts: list[str], batch_size: int
     unique = list(first_row)
     if not unique:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
-    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with autocast(model.device, precision):
         embedded = model.encode(unique, batch_size=batch_size, show_progress_bar=progress, convert_to_tensor=True,
                                 normalize_embeddings=True)
     out = np.ascontiguousarray(embedded.float().cpu().numpy()[rows], dtype=np.float32)

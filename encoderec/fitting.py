@@ -1,6 +1,6 @@
 """One fitting harness for the sequential recommenders (UniSRec / SASRec in `unisrec`, TIGER in `tiger`).
 
-A recommender is a model file with a config dataclass (with `seed` and `device`) and a class that has
+A recommender is a model file with a config dataclass (with `seed`, `device` and `precision`) and a class that has
 
     fit(split, *inputs, progress) -> self          # trains through `train_with_early_stopping`
     rank(examples)                -> ranks, gains  # 0-based rank of each target; gains: credit of a hit (or None)
@@ -9,6 +9,8 @@ A recommender is a model file with a config dataclass (with `seed` and `device`)
 and this module gives it the rest, the same for every model (as RecBole's single trainer does):
 
 - `device_of(config)`: the configured device, else CUDA when available, else the CPU;
+- `precision_of(config)`: "bf16" or "fp32" (`encoderec.precision`: "auto" is bf16 where the device computes it
+  natively); the model runs its training steps and its ranking under that autocast, with float32 weights;
 - `seeded(seed, device)`: torch's RNG seeded inside a block and restored after it (the caller's RNG untouched);
 - `run_epoch`: an optimizer step on the loss of each batch, the epoch's mean loss;
 - `validation_scores`: Recall@10 / NDCG@10 of what `rank` returned;
@@ -16,7 +18,7 @@ and this module gives it the rest, the same for every model (as RecBole's single
   `patience` evaluations without a better one (or past a wall-time budget), keep the best evaluation's weights;
 - `fit_and_rank`: fit, rank the validation and test examples, cache the result as JSON under
   <cache dir>/<kind>/<key>.json, the key hashing the computing code (`io.code_version`), the settings without the
-  device, the inputs and the split: a re-run is a read, a run trained on a GPU is found on a CPU, and a change to
+  device (with the precision resolved), the inputs and the split: a re-run is a read, a run trained on a GPU is found on a CPU, and a change to
   the code is a new run.
 """
 
@@ -39,10 +41,16 @@ from tqdm.auto import tqdm
 from encoderec import metrics, paths
 from encoderec.data import Split
 from encoderec.io import cached_json, code_version, settings_key, sha256_text
+from encoderec.precision import default_device, resolve_precision
 
 
 def device_of(config: Any) -> torch.device:
-    return torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return torch.device(config.device or default_device())
+
+
+def precision_of(config: Any) -> str:
+    """"bf16" or "fp32": the config's `precision` resolved for its device (`encoderec.precision`)."""
+    return resolve_precision(config.precision, device_of(config))
 
 
 @contextlib.contextmanager
@@ -124,14 +132,15 @@ def fit_and_rank(recommender: Any, kind: str, split: Split, inputs: tuple, input
     Returns {"config" (with the device it ran on), "best_epoch", "history", "fit_seconds", "rank_seconds",
     "valid_ranks", "test_ranks"} and "valid_gains", "test_gains" when the recommender gives gains."""
     config = recommender.config
-    key = sha256_text(code_version(kind), settings_key(config), inputs_key, repr(split))
+    resolved = dataclasses.replace(config, precision=precision_of(config))  # "auto" is not a setting to key on
+    key = sha256_text(code_version(kind), settings_key(resolved), inputs_key, repr(split))
     path = Path(cache_dir or paths.cache_dir()) / kind / f"{key}.json"
 
     def compute() -> dict[str, Any]:
         start = time.perf_counter()
         recommender.fit(split, *inputs, progress=progress)
         fitted = time.perf_counter()
-        result = {"config": {**dataclasses.asdict(config), "device": device_of(config).type},
+        result = {"config": {**dataclasses.asdict(resolved), "device": device_of(config).type},
                   "best_epoch": recommender.best_epoch, "history": recommender.history,
                   "fit_seconds": round(fitted - start, 1)}
         for name, examples in (("valid", split.valid), ("test", split.test)):

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from encoderec.errors import Checked, EncoderecError, check_fields, is_int, is_number, is_positive_int
+from encoderec.precision import default_device
 
 KMEANS_ITERATIONS = 25
 TRANSFORM_BATCH = 8192  # rows per forward pass when assigning codes; only memory depends on it
@@ -110,10 +111,6 @@ def check_embeddings(x: Any, *, min_rows: int = 1, dim: int | None = None, what:
         bad = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
         raise EncoderecError(f"{what}: row {bad} holds NaN or infinity; every embedding must be finite")
     return array
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # --------------------------------------------------------------------------- k-means (shared by both tokenizers)

@@ -30,7 +30,8 @@ from scipy.optimize import linear_sum_assignment
 from encoderec import paths
 from encoderec.errors import EncoderecError
 from encoderec.io import code_version, file_lock, read_json, sha256_array, sha256_text, write_json
-from encoderec.rqvae import RQVAE, ResidualKMeans, RQVAEConfig, check_embeddings, default_device
+from encoderec.precision import default_device
+from encoderec.rqvae import RQVAE, ResidualKMeans, RQVAEConfig, check_embeddings
 
 
 def check_codes(codes: Any, what: str = "codes") -> np.ndarray:

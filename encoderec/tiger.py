@@ -49,8 +49,10 @@ from transformers.modeling_outputs import BaseModelOutput
 from encoderec import fitting, metrics
 from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
 from encoderec.errors import Checked, EncoderecError, is_fraction, is_int, is_number, is_positive_int, positive_ints
-from encoderec.fitting import device_of, run_epoch, seeded, train_with_early_stopping, validation_scores
+from encoderec.fitting import (device_of, precision_of, run_epoch, seeded, train_with_early_stopping,
+                               validation_scores)
 from encoderec.io import sha256_array
+from encoderec.precision import PRECISIONS, autocast
 from encoderec.semantic_ids import check_codes, group_ids
 
 PAD, END, FIRST_CODE = 0, 1, 2
@@ -82,6 +84,7 @@ class TigerConfig(Checked):
     eval_batch_size: int = 256
     seed: int = 0
     device: str | None = None  # None: CUDA when available
+    precision: str = "auto"  # "bf16" autocast, "fp32", or "auto": bf16 where the device computes it natively
 
     def _rules(self):
         """(field, whether its value is valid, what a valid value is), in order."""
@@ -96,6 +99,7 @@ class TigerConfig(Checked):
         yield "max_minutes", self.max_minutes is None or (is_number(self.max_minutes) and self.max_minutes > 0), \
             "a positive number or None"
         yield "seed", is_int(self.seed), "an integer"
+        yield "precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"
 
 
 # --------------------------------------------------------------------------- the ID trie
@@ -211,8 +215,10 @@ class Tiger:
         """Cross-entropy of the target item's tokens given each example's input (teacher forcing)."""
         inputs, mask = self.encode_inputs(batch)
         labels = targets[[e.target for e in batch]]
-        return self.model(input_ids=inputs.to(self.device), attention_mask=mask.to(self.device),
-                          labels=labels.to(self.device)).loss
+        # autocast around each step, never around the epoch: it caches the bf16 copy of each weight until it exits
+        with autocast(self.device, precision_of(self.config)):
+            return self.model(input_ids=inputs.to(self.device), attention_mask=mask.to(self.device),
+                              labels=labels.to(self.device)).loss
 
     # ----------------------------------------------------------------------- decoding
 
@@ -226,8 +232,9 @@ class Tiger:
         leaves = np.empty((len(examples), self.config.beam_size), dtype=np.int64)
         scores = np.empty((len(examples), self.config.beam_size))
         parts = length_batches(self._input_lengths(examples), self.config.eval_batch_size)
-        for idx in tqdm(parts, desc="beam search", disable=not progress, leave=False):
-            leaves[idx], scores[idx] = (t.cpu().numpy() for t in self._beam_batch([examples[i] for i in idx]))
+        with autocast(self.device, precision_of(self.config)):
+            for idx in tqdm(parts, desc="beam search", disable=not progress, leave=False):
+                leaves[idx], scores[idx] = (t.cpu().numpy() for t in self._beam_batch([examples[i] for i in idx]))
         self.model.train(was_training)
         return leaves, scores
 

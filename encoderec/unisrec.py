@@ -51,8 +51,10 @@ from tqdm.auto import tqdm
 from encoderec import fitting
 from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
 from encoderec.errors import Checked, EncoderecError, is_fraction, is_int, is_number, positive_ints
-from encoderec.fitting import device_of, run_epoch, seeded, train_with_early_stopping, validation_scores
+from encoderec.fitting import (device_of, precision_of, run_epoch, seeded, train_with_early_stopping,
+                               validation_scores)
 from encoderec.io import sha256_array, sha256_text
+from encoderec.precision import PRECISIONS, autocast
 
 MODES = ("inductive", "transductive", "id")
 
@@ -78,6 +80,7 @@ class UniSRecConfig(Checked):
     eval_batch_size: int = 1024
     seed: int = 0
     device: str | None = None  # None: CUDA when available
+    precision: str = "auto"  # "bf16" autocast, "fp32", or "auto": bf16 where the device computes it natively
 
     def _rules(self):
         """(field, whether its value is valid, what a valid value is), in order."""
@@ -90,6 +93,7 @@ class UniSRecConfig(Checked):
         yield "dropout", is_fraction(self.dropout), "in [0, 1)"
         yield "adaptor_dropout", is_fraction(self.adaptor_dropout), "in [0, 1)"
         yield "seed", is_int(self.seed), "an integer"
+        yield "precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"
 
 
 # --------------------------------------------------------------------------- the model
@@ -158,7 +162,9 @@ class UniSRec(nn.Module):
         """(batch, n_items) cos(u, e_i) / temperature."""
         items = self.items()
         users = self.users(histories, lengths, items)
-        return F.normalize(users, dim=-1) @ F.normalize(items, dim=-1).T / self.cfg.temperature
+        # float32 even under bf16 autocast: with bf16's 8-bit mantissa, nearby items' scores would tie in ranking
+        with torch.autocast(users.device.type, enabled=False):
+            return F.normalize(users.float(), dim=-1) @ F.normalize(items.float(), dim=-1).T / self.cfg.temperature
 
 
 # --------------------------------------------------------------------------- batches
@@ -231,7 +237,9 @@ class SequentialRecommender:
     def _loss(self, batch: list[Example]) -> Tensor:
         """Cross-entropy of each example's next item over all items."""
         histories, lengths, targets = (t.to(self.device) for t in collate(batch, self.config.max_len))
-        return F.cross_entropy(self.model.logits(histories, lengths), targets)
+        # autocast around each step, never around the epoch: it caches the bf16 copy of each weight until it exits
+        with autocast(self.device, precision_of(self.config)):
+            return F.cross_entropy(self.model.logits(histories, lengths), targets)
 
     @torch.no_grad()
     def rank(self, examples: Sequence[Example], progress: bool = False) -> tuple[np.ndarray, None]:
@@ -246,7 +254,8 @@ class SequentialRecommender:
         for idx in tqdm(parts, desc="ranking", disable=not progress, leave=False):
             batch = [examples[i] for i in idx]
             histories, lengths, targets = (t.to(self.device) for t in collate(batch, self.config.max_len))
-            scores = self.model.logits(histories, lengths)
+            with autocast(self.device, precision_of(self.config)):
+                scores = self.model.logits(histories, lengths)
             target_scores = scores.gather(1, targets[:, None])  # before the mask: a repeated target still counts
             # the whole history, also beyond max_len, masked in one indexing operation (a loop of per-user
             # assignments was most of a validation pass on a GPU)

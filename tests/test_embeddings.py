@@ -329,19 +329,6 @@ def test_tfidf_svd_and_random_baselines():
         embeddings.tfidf_svd(["alone"])
 
 
-def test_precision_is_resolved_from_the_argument_the_environment_and_the_hardware(monkeypatch):
-    monkeypatch.delenv("ENCODEREC_PRECISION", raising=False)
-    monkeypatch.setattr(embeddings, "native_bf16", lambda device: True)
-    assert embeddings.resolve_precision() == "bf16" and embeddings.resolve_precision("fp32") == "fp32"
-    monkeypatch.setattr(embeddings, "native_bf16", lambda device: False)
-    assert embeddings.resolve_precision() == "fp32" and embeddings.resolve_precision("bf16") == "bf16"
-    monkeypatch.setenv("ENCODEREC_PRECISION", "bf16")
-    assert embeddings.resolve_precision() == "bf16"
-    monkeypatch.setenv("ENCODEREC_PRECISION", "half")
-    with pytest.raises(EncoderecError, match=r"precision 'half' \(argument or \$ENCODEREC_PRECISION\): use one of"):
-        embeddings.resolve_precision()
-
-
 def test_bf16_is_cached_apart_and_gives_unit_float32_rows(tiny_bert, tmp_path):
     fp32 = embeddings.encode(tiny_bert, TEXTS, view="documents", cache_dir=tmp_path, progress=False, precision="fp32")
     bf16 = embeddings.encode(tiny_bert, TEXTS, view="documents", cache_dir=tmp_path, progress=False, precision="bf16")

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = dict(layers=1, d_model=32, heads=2, d_kv=16, d_ff=64, dropout=0.0, user_buckets=8, max_history=5,
             lr=3e-3, batch_size=64, epochs=40, eval_every=5, patience=10, valid_users=None, beam_size=6, top_k=4,
-            eval_batch_size=40, device="cpu")
+            eval_batch_size=40, device="cpu", precision="fp32")
 N_ITEMS = 24
 
 
@@ -72,6 +72,13 @@ def test_learns_the_cycle_and_only_returns_valid_ids(trained, cyclic):
     evaluated = [h for h in trained.history if "valid NDCG@10" in h]
     assert len(evaluated) >= 2 and trained.history[trained.best_epoch]["valid NDCG@10"] == max(
         h["valid NDCG@10"] for h in evaluated)
+
+
+def test_learns_the_cycle_under_bf16_autocast(cyclic):
+    split, ids = cyclic
+    tiger = Tiger(TigerConfig(**{**TINY, "precision": "bf16"})).fit(split, ids, progress=False)
+    recall = metrics.summarize(metrics.per_query(tiger.rank(split.test)[0], ks=(1,)))
+    assert recall["Recall@1"] > 0.8
 
 
 def test_beam_search_agrees_with_exhaustive_scoring(trained, cyclic):
@@ -155,4 +162,18 @@ def test_a_change_to_the_code_is_a_new_run(cyclic, tmp_path, monkeypatch):
     tiger.fit_and_rank(split, ids, config, cache_dir=tmp_path, progress=False)
     monkeypatch.setattr(fitting, "code_version", lambda module: "the code after an edit")
     tiger.fit_and_rank(split, ids, config, cache_dir=tmp_path, progress=False)
+    assert len(list((tmp_path / "tiger").glob("*.json"))) == 2
+
+
+def test_the_cache_keys_on_the_resolved_precision(cyclic, tmp_path, monkeypatch):
+    from encoderec.tiger import fit_and_rank
+
+    split, ids = cyclic
+    monkeypatch.delenv("ENCODEREC_PRECISION", raising=False)
+    monkeypatch.setattr("encoderec.precision.native_bf16", lambda device: True)
+    auto = fit_and_rank(split, ids, TigerConfig(**{**TINY, "epochs": 1, "precision": "auto"}), tmp_path, False)
+    assert auto["config"]["precision"] == "bf16"
+    bf16 = fit_and_rank(split, ids, TigerConfig(**{**TINY, "epochs": 1, "precision": "bf16"}), tmp_path, False)
+    assert bf16 == auto  # "auto" on a bf16 machine is the bf16 run
+    fit_and_rank(split, ids, TigerConfig(**{**TINY, "epochs": 1, "precision": "fp32"}), tmp_path, False)
     assert len(list((tmp_path / "tiger").glob("*.json"))) == 2

@@ -14,7 +14,8 @@ from encoderec.unisrec import (
 )
 
 TINY = dict(hidden_size=16, heads=2, inner_size=32, experts=2, layers=1, dropout=0.1, adaptor_dropout=0.1,
-            batch_size=128, eval_batch_size=100, epochs=15, patience=15, lr=2e-2, max_len=6, device="cpu")
+            batch_size=128, eval_batch_size=100, epochs=15, patience=15, lr=2e-2, max_len=6, device="cpu",
+            precision="fp32")
 N_ITEMS = 30
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -74,10 +75,12 @@ def test_user_vector_ignores_padding_and_future_items(cyclic):
     torch.testing.assert_close(model.users(*short, items), model.users(*longer, items))
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("mode", ["inductive", "transductive", "id"])
-def test_each_mode_learns_the_cycle(cyclic, mode):
+def test_each_mode_learns_the_cycle(cyclic, mode, precision):
     split, text = cyclic
-    model = SequentialRecommender(UniSRecConfig(mode=mode, **TINY)).fit(split, N_ITEMS, text, progress=False)
+    config = UniSRecConfig(**{**TINY, "mode": mode, "precision": precision})
+    model = SequentialRecommender(config).fit(split, N_ITEMS, text, progress=False)
     ndcg = metrics.summarize(metrics.per_query(model.rank(split.test)[0]))["NDCG@10"]
     assert ndcg > 0.8  # random ranking of 30 items gives about 0.14
     assert len(model.history) <= TINY["epochs"] and model.history[model.best_epoch]["valid NDCG@10"] == max(
