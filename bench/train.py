@@ -1,4 +1,4 @@
-"""Training throughput and peak memory: GradCache at batch 512 against the plain in-batch loss at batch 64.
+"""Training throughput and peak memory: GradCache at batch 512 in fp32 and bf16, and the plain loss at batch 64.
 
     .venv/bin/python bench/train.py [--dataset Scientific] [--data-dir DIR] [--limit N] [--max-seq-length 128]
 
@@ -6,8 +6,9 @@ Runs one epoch of encoderec.trainer's training loop (all-MiniLM-L6-v2, the datas
 no held-out evaluation, no checkpoints) twice, each in its own subprocess so that the peak RSS
 (getrusage ru_maxrss) belongs to that variant alone:
 
-    gradcache  batch 512 of in-batch negatives through CachedMultipleNegativesRankingLoss, mini-batch 32
-    plain      batch 64 through InfoNCELoss (= MultipleNegativesRankingLoss), one forward pass per batch
+    gradcache       batch 512 of in-batch negatives through CachedMultipleNegativesRankingLoss, mini-batch 32, fp32
+    gradcache-bf16  the same under bf16 autocast (TrainConfig.precision="bf16", the default where it is native)
+    plain           batch 64 through InfoNCELoss (= MultipleNegativesRankingLoss), one forward pass per batch, fp32
 
 pairs/s counts the pairs the epoch trained on (full batches only) over the wall time of `trainer.train()`.
 --limit N trains on a seeded subset of N pairs (TrainConfig.max_pairs) for a quick measurement.
@@ -33,8 +34,9 @@ import torch  # noqa: E402
 from encoderec.trainer import TrainConfig, build_trainer, training_pairs  # noqa: E402
 
 VARIANTS = {
-    "gradcache": {"batch_size": 512, "mini_batch_size": 32},
-    "plain": {"batch_size": 64, "mini_batch_size": None},
+    "gradcache": {"batch_size": 512, "mini_batch_size": 32, "precision": "fp32"},
+    "gradcache-bf16": {"batch_size": 512, "mini_batch_size": 32, "precision": "bf16"},
+    "plain": {"batch_size": 64, "mini_batch_size": None, "precision": "fp32"},
 }
 
 
@@ -50,7 +52,8 @@ def run_variant(args: argparse.Namespace) -> dict:
         max_pairs=args.limit,
         eval_at_end=False,
         save_steps=10**9,  # no checkpoint inside the measured epoch
-        **VARIANTS[args.variant],
+        **{**VARIANTS[args.variant], **({"mini_batch_size": args.mini_batch_size}
+                                        if args.mini_batch_size and VARIANTS[args.variant]["mini_batch_size"] else {})},
     )
     pairs, _ = training_pairs(cfg, args.data_dir)
     with tempfile.TemporaryDirectory(prefix="bench-train-") as out:
@@ -78,6 +81,7 @@ def run_in_subprocess(args: argparse.Namespace, variant: str) -> dict:
     command += ["--max-seq-length", str(args.max_seq_length)]
     command += ["--limit", str(args.limit)] if args.limit else []
     command += ["--data-dir", args.data_dir] if args.data_dir else []
+    command += ["--mini-batch-size", str(args.mini_batch_size)] if args.mini_batch_size else []
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"bench/train.py: variant {variant} failed:\n{result.stderr[-3000:]}")
@@ -86,13 +90,13 @@ def run_in_subprocess(args: argparse.Namespace, variant: str) -> dict:
 
 def print_table(rows: list[dict]) -> None:
     print(
-        f"\n{'variant':<10} {'batch':>6} {'mini':>5} {'steps':>6} {'pairs':>6} {'seconds':>8} {'pairs/s':>8} "
+        f"\n{'variant':<15} {'batch':>6} {'mini':>5} {'steps':>6} {'pairs':>6} {'seconds':>8} {'pairs/s':>8} "
         f"{'peak MiB before train':>22} {'peak MiB':>9}"
     )
     for r in rows:
         mini = r["mini_batch"] or "-"
         print(
-            f"{r['variant']:<10} {r['batch']:>6} {mini:>5} {r['steps']:>6} {r['pairs']:>6} {r['seconds']:>8.1f} "
+            f"{r['variant']:<15} {r['batch']:>6} {mini:>5} {r['steps']:>6} {r['pairs']:>6} {r['seconds']:>8.1f} "
             f"{r['pairs_s']:>8.2f} {r['peak_before_mib']:>22.0f} {r['peak_mib']:>9.0f}"
         )
 
@@ -103,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--limit", type=int, help="train on a seeded subset of N pairs")
     parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--mini-batch-size", type=int, help="GradCache's mini-batch (default 32; same gradients)")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # internal: run one variant here
     args = parser.parse_args(argv)
 
@@ -118,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     rows = [run_in_subprocess(args, variant) for variant in VARIANTS]
     print_table(rows)
-    gradcache, plain = rows
+    gradcache, bf16, plain = rows
+    print(f"\nGradCache bf16 / fp32: {bf16['pairs_s'] / gradcache['pairs_s']:.2f}x the throughput")
     print(
         f"\nGradCache at batch {gradcache['batch']} / plain at batch {plain['batch']}: "
         f"{gradcache['pairs_s'] / plain['pairs_s']:.2f}x the throughput, "

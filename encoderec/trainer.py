@@ -53,6 +53,7 @@ from sentence_transformers.sentence_transformer.training_args import BatchSample
 from encoderec import data, embeddings, loss, paths
 from encoderec.errors import Checked, EncoderecError, is_int, is_positive_int
 from encoderec.io import read_json, read_yaml, sha256_text, write_json
+from encoderec.precision import PRECISIONS, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class TrainConfig(Checked):
     seed: int = 0
     save_steps: int = 10
     eval_at_end: bool = True
+    precision: str = "auto"  # "bf16" autocast, "fp32"; "auto" is resolved on construction (encoderec.precision)
 
     def __post_init__(self) -> None:
         # YAML gives lists and sometimes numeric strings: normalise them before checking
@@ -95,6 +97,8 @@ class TrainConfig(Checked):
         for field in ("held_out_fraction", "learning_rate", "warmup_ratio", "epochs", "temperature"):
             setattr(self, field, _number(field, getattr(self, field)))
         super().__post_init__()
+        # resolved here, so the fingerprint names the precision the model was trained in
+        self.precision = resolve_precision(self.precision)
 
     def _rules(self) -> Iterator[tuple[str, Any, str]]:
         """(field, whether its value is valid, what a valid value is); a rule may rely on the ones before it."""
@@ -115,6 +119,7 @@ class TrainConfig(Checked):
         yield "seed", is_int(self.seed), "an integer"
         yield "symmetric", isinstance(self.symmetric, bool), "true or false"
         yield "eval_at_end", isinstance(self.eval_at_end, bool), "true or false"
+        yield "precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"
 
     @classmethod
     def from_dict(cls, values: Any, source: str = "config") -> TrainConfig:
@@ -396,6 +401,8 @@ def _training_arguments(
         save_total_limit=2,
         eval_strategy="no",
         report_to="none",
+        bf16=cfg.precision == "bf16",  # autocast around each forward pass (accelerate), weights kept in float32
+        use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 without a GPU unless told it is a CPU
         disable_tqdm=not progress,
         ddp_backend="gloo" if distributed_on_cpu else None,
     )
