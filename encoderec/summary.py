@@ -293,7 +293,8 @@ def provenance_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
     for name, result in results.items():
         prov = result["provenance"]
         commit = prov["git"]["commit"] or "unknown"
-        devices = sorted({r["device"] for r in result.get("rows", []) if r.get("device")})
+        devices = sorted({f"{r['device']} ({r.get('precision') or 'fp32'})" for r in result.get("rows", [])
+                          if r.get("device")})
         rows.append({"results": f"results/{result['profile']}/{name}.json", "notebook": result["notebook"],
                      "commit": commit[:10] + (" (dirty)" if prov["git"]["dirty"] else ""),
                      "machine": f"{prov['machine']['cpu_count']} CPUs, {prov['machine']['device']}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +48,7 @@ def recommender_runs(runs: list[dict[str, Any]], keys: list[str],
             "valid NDCG@10": max(h["valid NDCG@10"] for h in history if "valid NDCG@10" in h),
             "seconds per epoch": float(np.mean([h["seconds"] for h in history])),
             "fit seconds": result["fit_seconds"], "ranking seconds": result["rank_seconds"],
-            "device": result["config"]["device"]})
+            "device": result["config"]["device"], "precision": result["config"].get("precision", "fp32")})
     table = pd.DataFrame(rows)
     columns = {f"{m}@{k}": f"{m}@{k}" for k in ks for m in ("Recall", "NDCG")}
     return table, seed_summary(table, [k for k in keys if k != "seed"], columns), per_user
@@ -57,3 +58,13 @@ def learning_curves(runs: list[dict[str, Any]], label: Callable[[dict], str], se
     """One row per epoch of every run with `seed`: its dataset, `label(run)` and the epoch's history record."""
     return pd.DataFrame([{"dataset": run["dataset"], "run": label(run), **record}
                          for run in runs if run["seed"] == seed for record in run["result"]["history"]])
+
+
+def departures(config: Any, reference: Any,
+               ignore: tuple[str, ...] = ("seed", "device", "precision")) -> pd.DataFrame:
+    """The settings in which `config` departs from `reference` (a config dataclass of the reference settings):
+    one row per field, with both values, so a notebook shows next to its numbers how the run was cut down."""
+    ours, theirs = dataclasses.asdict(config), dataclasses.asdict(reference)
+    rows = [{"setting": k, "this run": ours[k], "reference": theirs[k]} for k in ours
+            if k not in ignore and ours[k] != theirs[k]]
+    return pd.DataFrame(rows, columns=["setting", "this run", "reference"])

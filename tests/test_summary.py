@@ -134,10 +134,10 @@ def test_provenance_table_names_commit_machine_and_wall_time():
     result = {"profile": "p", "notebook": "04_unisrec", "provenance": {
         "git": {"commit": "0123456789abcdef", "dirty": True}, "machine": {"cpu_count": 2, "device": "cpu"},
         "started_at": "2026-11-27T00:00:00+00:00", "wall_time_s": 90.0},
-        "rows": [{"device": "cuda"}, {"device": "cpu"}, {"device": "cuda"}]}
+        "rows": [{"device": "cuda"}, {"device": "cpu", "precision": "bf16"}, {"device": "cuda"}]}
     row = summary.provenance_table({"unisrec": result}).iloc[0]
     assert row["commit"] == "0123456789 (dirty)" and row["machine"] == "2 CPUs, cpu" and row["wall time"] == "1.5 min"
-    assert row["results"] == "results/p/unisrec.json" and row["runs trained on"] == "cpu, cuda"
+    assert row["results"] == "results/p/unisrec.json" and row["runs trained on"] == "cpu (bf16), cuda (fp32)"
     assert row["packages"] == "not recorded"  # written before the environment was recorded
     packages = {"torch": "2.13.0+cpu", "transformers": "5.24.0", "sentence-transformers": "6.2.0",
                 "faiss-cpu": "1.15.1", "numpy": "2.4.6", "scipy": "1.17.1"}

@@ -36,3 +36,12 @@ def test_learning_curves_take_the_runs_of_one_seed():
     assert len(curves) == 3 and set(curves.run) == {"A!"} and curves.epoch.tolist() == [0, 1, 2]
     assert curves["valid NDCG@10"].isna().tolist() == [False, False, True]
 
+
+
+def test_departures_list_the_changed_settings_only():
+    from encoderec.tiger import TigerConfig
+
+    table = tables.departures(TigerConfig(layers=2, epochs=14, seed=3, precision="fp32"), TigerConfig())
+    assert table.to_dict(orient="records") == [{"setting": "layers", "this run": 2, "reference": 4},
+                                               {"setting": "epochs", "this run": 14, "reference": 200}]
+    assert tables.departures(TigerConfig(), TigerConfig()).empty
