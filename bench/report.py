@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     target = args.keep or Path(tempfile.mkdtemp(prefix="encoderec-timed-"))
     clone = fresh_clone(target)
     env = {k: v for k, v in os.environ.items() if k not in ("ENCODEREC_CACHE", "VIRTUAL_ENV")}
-    print(f"fresh clone of {subprocess.check_output(['git', '-C', str(ROOT), 'rev-parse', '--short', 'HEAD'],
-                                                     text=True).strip()} in {clone}", flush=True)
+    head = subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], text=True).strip()
+    print(f"fresh clone of {head} in {clone}", flush=True)
     start = time.perf_counter()
     subprocess.run(["make", "install"], cwd=clone, env=env, check=True)
     installed = time.perf_counter()

@@ -49,8 +49,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from encoderec import fitting, metrics
 from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
 from encoderec.errors import Checked, EncoderecError, is_fraction, is_int, is_number, is_positive_int, positive_ints
-from encoderec.fitting import (device_of, precision_of, run_epoch, seeded, train_with_early_stopping,
-                               validation_scores)
+from encoderec.fitting import device_of, precision_of, run_epoch, seeded, train_with_early_stopping, validation_scores
 from encoderec.io import sha256_array
 from encoderec.precision import PRECISIONS, autocast
 from encoderec.semantic_ids import check_codes, group_ids

@@ -51,8 +51,7 @@ from tqdm.auto import tqdm
 from encoderec import fitting
 from encoderec.data import Example, Split, check_example_items, length_batches, prefix_examples
 from encoderec.errors import Checked, EncoderecError, is_fraction, is_int, is_number, positive_ints
-from encoderec.fitting import (device_of, precision_of, run_epoch, seeded, train_with_early_stopping,
-                               validation_scores)
+from encoderec.fitting import device_of, precision_of, run_epoch, seeded, train_with_early_stopping, validation_scores
 from encoderec.io import sha256_array, sha256_text
 from encoderec.precision import PRECISIONS, autocast
 
