@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/tiger.py [--dataset Beauty] [--backbone all-MiniLM-L6-v2] [--minutes 10]
         [--decode-users 2000] [--eval-users N] [--max-users N] [--data-dir DIR]
+    .venv/bin/python bench/tiger.py --precision-only [--settings '{"layers": 2}'] [--dataset Scientific]
 
 Semantic IDs: the backbone's item embeddings (cached), RQ-VAE fitted on the training items (cached by
 encoderec.semantic_ids.tokenize) plus TIGER's 4th code. Then, in this process:
@@ -16,11 +17,16 @@ encoderec.semantic_ids.tokenize) plus TIGER's 4th code. Then, in this process:
    with the standard error; the model after --minutes of training, no early stopping), next to the published
    TIGER Beauty numbers (R@10 0.0648, N@10 0.0384);
 4. peak RSS of the process.
+
+With --precision-only, instead: one epoch of training and the decoding of --decode-users test users in fp32 and
+under bf16 autocast, each with a fresh model of the same seed (TigerConfig with --settings, a JSON object of
+fields, e.g. the default profile's `tiger:`), and the bf16 / fp32 ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import time
@@ -57,6 +63,23 @@ def hf_generate(tiger: Tiger, examples: list[data.Example], beam: int) -> np.nda
     return np.concatenate(out)
 
 
+def precision_ratios(split: data.Split, ids: np.ndarray, settings: dict, decode_users: int) -> None:
+    """Training examples/s and decoded users/s in fp32 and bf16 for the same config and seed, and their ratios."""
+    speeds = {}
+    for precision in ("fp32", "bf16"):
+        tiger = Tiger(TigerConfig(**{**settings, "epochs": 1, "eval_every": 10**6, "valid_users": 100,
+                                     "precision": precision})).fit(split, ids, progress=False)
+        train = len(data.prefix_examples(split.train)) / tiger.history[0]["seconds"]
+        start = time.perf_counter()
+        tiger.beam_search(split.test[:decode_users])
+        decode = decode_users / (time.perf_counter() - start)
+        speeds[precision] = train, decode
+        print(f"{precision}: training {train:.0f} examples/s (loss {tiger.history[0]['loss']:.3f}), decoding "
+              f"{decode:.0f} users/s", flush=True)
+    (train32, decode32), (train16, decode16) = speeds["fp32"], speeds["bf16"]
+    print(f"bf16 / fp32: training {train16 / train32:.2f}x, decoding {decode16 / decode32:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="Beauty")
@@ -66,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decode-users", type=int, default=2000)
     parser.add_argument("--eval-users", type=int, help="score a seeded sample of test users (default: all)")
     parser.add_argument("--max-users", type=int, help="a seeded sample of users (a quick check of the script)")
+    parser.add_argument("--precision-only", action="store_true", help="only compare bf16 with fp32 (see above)")
+    parser.add_argument("--settings", type=json.loads, default={}, help="TigerConfig fields as JSON")
     args = parser.parse_args(argv)
 
     dataset = data.load_dataset(args.dataset, args.data_dir)
@@ -73,6 +98,11 @@ def main(argv: list[str] | None = None) -> None:
         dataset = data.sample_users(dataset, args.max_users)
     split = data.split(dataset)
     ids = semantic_ids_of(dataset, args.backbone)
+    if args.precision_only:
+        print(f"{args.dataset}: TigerConfig({args.settings}), torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads", flush=True)
+        precision_ratios(split, ids, args.settings, args.decode_users)
+        return
     # no early stopping: train until the time budget, one cheap evaluation at the end
     tiger = Tiger(TigerConfig(epochs=10**6, max_minutes=args.minutes, eval_every=10**6, valid_users=100))
     print(f"{args.dataset}: {len(dataset.items)} items, {len(split.test)} users, "
