@@ -18,8 +18,8 @@ and this module gives it the rest, the same for every model (as RecBole's single
   `patience` evaluations without a better one (or past a wall-time budget), keep the best evaluation's weights;
 - `fit_and_rank`: fit, rank the validation and test examples, cache the result as JSON under
   <cache dir>/<kind>/<key>.json, the key hashing the computing code (`io.code_version`), the settings without the
-  device (with the precision resolved), the inputs and the split: a re-run is a read, a run trained on a GPU is found on a CPU, and a change to
-  the code is a new run.
+  device (with the precision resolved), the inputs and the split: a re-run is a read, a run trained on a GPU is
+  found on a CPU, and a change to the code is a new run.
 """
 
 from __future__ import annotations
