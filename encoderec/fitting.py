@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from encoderec import metrics, paths
 from encoderec.data import Split
-from encoderec.io import cached_json, code_version, settings_key, sha256_text
+from encoderec.io import cached_json, code_version, read_json, settings_key, sha256_text
 from encoderec.precision import default_device, resolve_precision
 
 
@@ -124,13 +124,15 @@ def train_with_early_stopping(
 
 
 def fit_and_rank(recommender: Any, kind: str, split: Split, inputs: tuple, inputs_key: str,
-                 cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+                 cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                 cached_only: bool = False) -> dict[str, Any] | None:
     """Fit `recommender` on `split` with `inputs` (the item count and text embeddings, the semantic IDs, ...;
     `inputs_key` hashes them), then rank the validation and test examples; cached in <cache dir>/<kind>/<key>.json
     (see the module docstring). `kind` names the model's module, whose code version keys the cache.
 
     Returns {"config" (with the device it ran on), "best_epoch", "history", "fit_seconds", "rank_seconds",
-    "valid_ranks", "test_ranks"} and "valid_gains", "test_gains" when the recommender gives gains."""
+    "valid_ranks", "test_ranks"} and "valid_gains", "test_gains" when the recommender gives gains; with
+    `cached_only`, the cached result or None (nothing is trained)."""
     config = recommender.config
     resolved = dataclasses.replace(config, precision=precision_of(config))  # "auto" is not a setting to key on
     key = sha256_text(code_version(kind), settings_key(resolved), inputs_key, repr(split))
@@ -151,4 +153,6 @@ def fit_and_rank(recommender: Any, kind: str, split: Split, inputs: tuple, input
         result["rank_seconds"] = round(time.perf_counter() - fitted, 2)
         return result
 
+    if cached_only:
+        return read_json(path) if path.exists() else None
     return cached_json(path, compute)

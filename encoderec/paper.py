@@ -76,3 +76,20 @@ def relative_change(name: str, model: str = "EncodeRec-22M", base: str = "all-Mi
     if model not in models or base not in models:
         return {}
     return {d: float(values[(model, d)] / values[(base, d)] - 1) for d in datasets}
+
+
+def beside_published(ours: pd.DataFrame, model_column: str,
+                     metrics: tuple[str, ...] = ("Recall@10", "NDCG@10")) -> pd.DataFrame:
+    """Our TIGER runs (one row per run: "dataset", `model_column`, `metrics`) on the datasets the published TIGER
+    tables share with us (Beauty, Toys: the same Amazon 2014 P5 split), averaged over seeds, beside the EncodeRec
+    paper's Table 3 row of the same model (empty where the paper has no such model) and TIGER's own numbers
+    (Sentence-T5 IDs). One row per dataset and model."""
+    shared = set(table("TIGER").dataset) & set(ours["dataset"])
+    if not shared:
+        return pd.DataFrame(columns=["dataset", "model", "seeds"])
+    mine = ours[ours["dataset"].isin(shared)].groupby(["dataset", model_column], sort=False)
+    out = mine[list(metrics)].mean().add_prefix("ours ").join(mine.size().rename("seeds")).reset_index()
+    out = out.rename(columns={model_column: "model"})
+    encoderec = table("3").set_index(["dataset", "model"])[list(metrics)].add_prefix("EncodeRec paper ")
+    tiger = table("TIGER").set_index("dataset")[list(metrics)].add_prefix("TIGER paper ")
+    return out.join(encoderec, on=["dataset", "model"]).join(tiger, on="dataset")

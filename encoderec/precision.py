@@ -61,3 +61,10 @@ def native_bf16(device: str = "cpu") -> bool:
 def autocast(device: str | torch.device, precision: str) -> torch.autocast:
     """bfloat16 autocast on `device` when `precision` (already resolved) is "bf16"; a no-op context for "fp32"."""
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def check_device(device: str | None) -> None:
+    """An EncoderecError saying how to fix it when `device` names CUDA and this torch cannot use it."""
+    if device and device.startswith("cuda") and not torch.cuda.is_available():
+        raise EncoderecError(f"--device {device}: torch {torch.__version__} sees no CUDA GPU here; on a GPU machine "
+                             f"install torch's CUDA build of the same version over the lock (see the README)")

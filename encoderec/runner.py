@@ -146,11 +146,8 @@ def run_report(profile_name: str, only: list[str] | None = None, data_dir: str |
     profile = load_profile(profile_name, dirs.params)
     overrides: dict[str, Any] = {}
     if part is not None:
-        if part not in profile.parts:
-            raise EncoderecError(f"--part {part}: not a part of profile {profile.path.name} (parts: "
-                                 f"{', '.join(profile.parts) or 'none'})")
-        overrides = {k: v for k, v in profile.parts[part].items() if k != "notebook"}
-        only = [profile.parts[part]["notebook"]]
+        nb_name, overrides = _part(profile, part)
+        only = [nb_name]
     for nb_name in [*profile.notebooks, *(only or [])]:
         if not (dirs.notebooks / f"{nb_name}.py").is_file():
             where = f"{profile.path}: notebooks.{nb_name}" if nb_name in profile.notebooks else f"--only {nb_name}"
@@ -165,6 +162,38 @@ def run_report(profile_name: str, only: list[str] | None = None, data_dir: str |
         statuses = _run_notebooks(profile, inputs, own_params, base, only, dirs, shared_fingerprint, force)
     index = write_index(profile, statuses, dirs)
     return f"report {profile.name}: " + ", ".join(f"{s.notebook} {s.status}" for s in statuses.values()) + f"; {index}"
+
+
+def part_parameters(profile_name: str, part: str, data_dir: str | None = None,
+                    dirs: ReportDirs | None = None) -> tuple[str, dict[str, Any]]:
+    """The notebook that a part of a profile runs and the parameters the runner would give it (the notebook's own
+    defaults, then the profile's, then the part's), without running it: what `python -m encoderec fit` plans."""
+    import ast
+
+    import papermill
+
+    dirs = dirs or ReportDirs.default()
+    profile = load_profile(profile_name, dirs.params)
+    nb_name, overrides = _part(profile, part)
+    input_nb = dirs.reports(profile.name) / ".input" / f"{nb_name}.ipynb"
+    _to_ipynb(dirs.notebooks / f"{nb_name}.py", input_nb)
+    declared = {name: ast.literal_eval(info["default"]) for name, info in
+                papermill.inspect_notebook(str(input_nb)).items()}
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise EncoderecError(f"{profile.path}: parts.{part}.{unknown[0]} is not a parameter of {nb_name}")
+    common = {k: v for k, v in profile.common.items() if k in declared}
+    base = {"profile": profile.name, "data_dir": str(paths.data_dir(data_dir).resolve()),
+            "output_root": str(dirs.output_root)}
+    return nb_name, {**declared, **common, **profile.notebooks[nb_name], **overrides, **base}
+
+
+def _part(profile: Profile, part: str) -> tuple[str, dict[str, Any]]:
+    """(the notebook of `part`, the parameters it replaces)."""
+    if part not in profile.parts:
+        raise EncoderecError(f"--part {part}: not a part of profile {profile.path.name} (parts: "
+                             f"{', '.join(profile.parts) or 'none'})")
+    return profile.parts[part]["notebook"], {k: v for k, v in profile.parts[part].items() if k != "notebook"}
 
 
 def _prepare(profile: Profile, part: str | None, overrides: dict[str, Any], only: list[str] | None,

@@ -183,8 +183,10 @@ def tokenize(
     config: RQVAEConfig | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
-) -> Tokenized:
-    """Fit a `kind` tokenizer on embeddings[fit_items], then give every row of `embeddings` its semantic ID.
+    cached_only: bool = False,
+) -> Tokenized | None:
+    """Fit a `kind` tokenizer on embeddings[fit_items], then give every row of `embeddings` its semantic ID
+    (with `cached_only`, only read it: None when it is not in the cache).
 
     Cached in <cache dir>/semantic_ids/<key>.json (codes) and <key>.unique.json (collision-free last level), the
     key hashing the code that computes them (`io.code_version`), the embeddings, the fit items, the tokenizer, its
@@ -203,6 +205,8 @@ def tokenize(
     path, unique_path = folder / "semantic_ids" / f"{key}.json", folder / "semantic_ids" / f"{key}.unique.json"
     if path.exists():
         return _load_tokenized(path, unique_path)
+    if cached_only:
+        return None
     with file_lock(path.with_name(f"{key}.lock"), waiting=f"{path.name}: another run is fitting it; waiting"):
         if path.exists():
             return _load_tokenized(path, unique_path)

@@ -11,6 +11,9 @@ import pandas as pd
 
 from encoderec import metrics
 
+# Each fine-tuned model and the smaller one it is compared with for the paper's claim that scale helps.
+LARGER_THAN = {"EncodeRec-110M": "EncodeRec-22M"}
+
 
 def seed_summary(table: pd.DataFrame, by: list[str], columns: dict[str, str],
                  digits: int | dict[str, int] = 4) -> pd.DataFrame:
@@ -68,3 +71,20 @@ def departures(config: Any, reference: Any,
     rows = [{"setting": k, "this run": ours[k], "reference": theirs[k]} for k in ours
             if k not in ignore and ours[k] != theirs[k]]
     return pd.DataFrame(rows, columns=["setting", "this run", "reference"])
+
+
+def dataset_departures(config_class: type, settings: dict[str, Any], dataset_settings: dict[str, dict[str, Any]],
+                       datasets: list[str]) -> pd.DataFrame:
+    """`departures` of each dataset's config (`settings`, then that dataset's `dataset_settings` on top) from
+    `config_class()`'s reference settings, with a "dataset" column."""
+    frames = [departures(config_class(**{**settings, **dataset_settings.get(name, {})}), config_class())
+              .assign(dataset=name) for name in datasets]
+    return pd.concat(frames, ignore_index=True)[["dataset", "setting", "this run", "reference"]]
+
+
+def finished_and_pending(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """The run records (`runs.execute`) that have a result, and a table of those that do not (pending: their result
+    is not in the run cache yet)."""
+    finished = [r for r in records if r["result"] is not None]
+    pending = pd.DataFrame([{k: v for k, v in r.items() if k != "result"} for r in records if r["result"] is None])
+    return finished, pending

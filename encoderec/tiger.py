@@ -291,9 +291,9 @@ class Tiger:
 
 
 def fit_and_rank(split: Split, ids: Any, config: TigerConfig, cache_dir: str | os.PathLike | None = None,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, cached_only: bool = False) -> dict[str, Any] | None:
     """Fit, then rank the validation and test examples, cached in <cache dir>/tiger/ (`fitting.fit_and_rank`: the
     key hashes the code, the config without the device, the IDs and the split). The result has the gains of every
-    rank beside it ("valid_gains", "test_gains")."""
+    rank beside it ("valid_gains", "test_gains"). `cached_only`: read the cache, train nothing (None if absent)."""
     return fitting.fit_and_rank(Tiger(config), "tiger", split, (ids,), sha256_array(check_codes(ids)), cache_dir,
-                                progress)
+                                progress, cached_only)

@@ -268,12 +268,14 @@ class SequentialRecommender:
 
 
 def fit_and_rank(split: Split, n_items: int, text_embeddings: np.ndarray | None, config: UniSRecConfig,
-                 cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+                 cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                 cached_only: bool = False) -> dict[str, Any] | None:
     """Fit, then rank the validation and test examples, cached in <cache dir>/unisrec/ (`fitting.fit_and_rank`:
-    the key hashes the code, the config without the device, the item count, the text embeddings and the split)."""
+    the key hashes the code, the config without the device, the item count, the text embeddings and the split).
+    `cached_only`: read the cache, train nothing (None if absent)."""
     text_key = "none" if config.mode == "id" or text_embeddings is None else sha256_array(text_embeddings)
     return fitting.fit_and_rank(SequentialRecommender(config), "unisrec", split, (n_items, text_embeddings),
-                                sha256_text(text_key, str(n_items)), cache_dir, progress)
+                                sha256_text(text_key, str(n_items)), cache_dir, progress, cached_only)
 
 
 def _lengths(examples: Sequence[Example], max_len: int) -> np.ndarray:

@@ -32,7 +32,7 @@ profile = "default"
 data_dir = None
 output_root = None
 held_out_fraction = 0.2
-models = [{"name": "EncodeRec-22M", "backbone": "all-MiniLM-L6-v2"}]
+models = [{"name": "EncodeRec-22M", "backbone": "all-MiniLM-L6-v2"}]  # a model may list its own "seeds"
 seeds = [0]
 training = {
     "datasets": ["Scientific", "Office", "Industrial2018", "Office2018"],
@@ -66,9 +66,9 @@ run = report.start("01_encoderec", dict(profile=profile, held_out_fraction=held_
 
 # %%
 configs = [
-    trainer.TrainConfig.from_dict({**training, **m, "seed": seed, "held_out_fraction": held_out_fraction},
-                                  source=f"params/{profile}.yaml")
-    for m in models for seed in seeds
+    trainer.TrainConfig.from_dict({**training, **{k: v for k, v in m.items() if k != "seeds"}, "seed": seed,
+                                   "held_out_fraction": held_out_fraction}, source=f"params/{profile}.yaml")
+    for m in models for seed in m.get("seeds", seeds)
 ]
 pairs, corpus = trainer.training_pairs(configs[0], data_dir)
 display(pd.DataFrame(corpus["datasets"]).T)

@@ -38,6 +38,8 @@ modes = ["inductive"]  # also "transductive" (text + item ID)
 id_baseline = False
 seeds = [0]
 unisrec = {"epochs": 12, "patience": 3}  # UniSRecConfig fields to change; UniSRec's settings otherwise
+dataset_unisrec = {}  # dataset -> UniSRecConfig fields changed for that dataset only (on top of `unisrec`)
+gpu_datasets = []  # datasets whose runs the GPU set trains (`make gpu-set`): read from the run cache, never trained here
 max_items = None  # only the most popular items and the users left with 3 of them (smoke tests); None: all
 max_users = None  # a seeded sample of users and their items only (smoke tests); None: every user
 
@@ -46,53 +48,41 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import data, embeddings, metrics, paper, plots, report, tables
+from encoderec import data, metrics, paper, plots, report, runs, tables
 from encoderec import unisrec as usr
 
 plots.setup_notebook()
-run = report.start("04_unisrec", dict(profile=profile, datasets=datasets, backbones=backbones, modes=modes,
-                                      id_baseline=id_baseline, seeds=seeds, unisrec=unisrec, max_items=max_items,
-                                      max_users=max_users),
-                   output_root)
-print(usr.UniSRecConfig(**unisrec))
-departures = tables.departures(usr.UniSRecConfig(**unisrec), usr.UniSRecConfig())
+parameters = dict(datasets=datasets, backbones=backbones, modes=modes, id_baseline=id_baseline, seeds=seeds,
+                  unisrec=unisrec, dataset_unisrec=dataset_unisrec, data_dir=data_dir, max_items=max_items,
+                  max_users=max_users)
+run = report.start("04_unisrec", dict(profile=profile, gpu_datasets=gpu_datasets, **parameters), output_root)
+departures = tables.dataset_departures(usr.UniSRecConfig, unisrec, dataset_unisrec, datasets)
 display(departures)  # where this profile departs from UniSRec's settings
 
 # %% [markdown]
 # ## Data
 
 # %%
-prepared = {}
-for name in datasets:
-    ds, split = data.for_recommendation(name, data_dir, max_items, max_users)
-    prepared[name] = {"dataset": ds, "split": split, "texts": data.TextView().full(ds)}
-data_table = pd.DataFrame([{"dataset": n, "items": len(p["dataset"].items), "users": len(p["split"].test),
-                            "training prefixes": len(data.prefix_examples(p["split"].train))}
+prepared = {name: runs.prepare(name, data_dir, max_items, max_users) for name in datasets}
+data_table = pd.DataFrame([{"dataset": n, "items": len(p.dataset.items), "users": len(p.split.test),
+                            "training prefixes": len(data.prefix_examples(p.split.train))}
                            for n, p in prepared.items()])
 display(data_table)
 
 # %% [markdown]
 # ## Train and rank
-# One run per dataset × model × mode × seed. For seed *s*, an EncodeRec backbone is the model trained with seed
-# *s* in `01_encoderec` when there is one.
+# One run per dataset × model × mode × seed (`encoderec.runs`). For seed *s*, an EncodeRec backbone is the model
+# trained with seed *s* in `01_encoderec` when there is one. The runs of `gpu_datasets` are only read from the run
+# cache, where the GPU set (`make gpu-set`) puts them; those not there yet are listed as pending.
 
 # %%
-runs = []
-for name, p in prepared.items():
-    n_items = len(p["dataset"].items)
-    for seed in seeds:
-        plan = [("ID only (SASRec)", None, None, "id")] if id_baseline else []
-        plan += [(b, *run.backbone(b, seed), mode) for b in backbones for mode in modes]
-        for label, encoder, model_seed, mode in plan:
-            text = None if encoder is None else embeddings.encode(encoder, p["texts"], view=f"{name}:items")
-            config = usr.UniSRecConfig(**{**unisrec, "mode": mode, "seed": seed})
-            result = usr.fit_and_rank(p["split"], n_items, text, config)
-            runs.append({"dataset": name, "model": label, "mode": mode, "seed": seed, "model seed": model_seed,
-                         "result": result})
-            print(f"{name} {label} {mode} seed {seed}: best epoch {result['best_epoch']} of "
-                  f"{len(result['history'])}, {result['fit_seconds']:.0f} s on {result['config']['device']}")
-
-table, table2, per_user = tables.recommender_runs(runs, ["dataset", "model", "mode", "seed"], ks=(10, 50))
+records = [runs.execute(r, run.backbone, cached_only=r.dataset in gpu_datasets)
+           for r in runs.plan("04_unisrec", parameters)]
+for r in records:
+    print(runs.describe(r))
+finished, pending = tables.finished_and_pending(records)
+display(pending)
+table, table2, per_user = tables.recommender_runs(finished, ["dataset", "model", "mode", "seed"], ks=(10, 50))
 
 # %% [markdown]
 # ## Table 2 (test users, mean ± std over seeds)
@@ -112,11 +102,18 @@ comparison = pd.DataFrame(metrics.against_base(per_user, base_of)).rename(column
 display(comparison.round(4))
 
 # %% [markdown]
+# The larger EncodeRec against the smaller one (the paper's scale claim), by the same paired test over test users.
+
+# %%
+scaling = pd.DataFrame(metrics.against_base(per_user, tables.LARGER_THAN)).rename(columns={"variant": "mode"})
+display(scaling.round(4))
+
+# %% [markdown]
 # ## Learning curves
 # Validation NDCG@10 after each epoch (seed of the first run); the kept weights are those of the best epoch.
 
 # %%
-curves = tables.learning_curves(runs, lambda r: f"{r['model']} ({r['mode']})", seeds[0])
+curves = tables.learning_curves(finished, lambda r: f"{r['model']} ({r['mode']})", seeds[0])
 fig = px.line(curves, x="epoch", y="valid NDCG@10", color="run", facet_col="dataset",
               title="UniSRec: validation NDCG@10 by epoch")
 run.figure(fig, "unisrec_learning_curves").show()
@@ -130,7 +127,8 @@ run.figure(fig, "unisrec_learning_curves").show()
 display(paper.wide("2"))
 
 # %%
-run.save("unisrec", table, departures=departures.to_dict(orient="records"),
+run.save("unisrec", table, departures=departures.to_dict(orient="records"), pending=pending.to_dict(orient="records"),
          table2=table2.to_dict(orient="records"), comparison=comparison.to_dict(orient="records"),
+         scaling=scaling.to_dict(orient="records"),
          data=data_table.to_dict(orient="records"), paper=paper.table("2").to_dict(orient="records"),
          curves=curves.to_dict(orient="records"))

@@ -1,6 +1,8 @@
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from encoderec import index, paper, paths, profiles, summary
@@ -74,13 +76,26 @@ def test_collision_verdict(result, verdict):
     assert summary.collision_verdict(result)[0] == verdict
 
 
-def test_scaling_needs_both_models_in_one_setting():
-    small_only = {"unisrec": {"rows": unisrec_rows({("A", "EncodeRec-22M", 0): 0.1})}}
-    assert summary.scaling_verdict(small_only)[0] == "not testable here"
-    both = {"unisrec": {"rows": unisrec_rows({("A", "EncodeRec-22M", 0): 0.1, ("A", "EncodeRec-110M", 0): 0.2,
-                                              ("B", "EncodeRec-22M", 0): 0.3, ("B", "EncodeRec-110M", 0): 0.2})}}
-    verdict, evidence = summary.scaling_verdict(both)
-    assert verdict == "partly" and "in 1 of 2 settings" in evidence
+def scaling(base: float, model: float, p: float, dataset: str = "A", mode: str = "inductive") -> dict:
+    return comparison(base, model, p, dataset, mode, "EncodeRec-110M") | {"base": "EncodeRec-22M"}
+
+
+@pytest.mark.parametrize("results, verdict", [
+    ({"unisrec": {"rows": unisrec_rows({("A", "EncodeRec-22M", 0): 0.1}), "comparison": []}}, "not testable here"),
+    ({"unisrec": {"scaling": [scaling(0.1, 0.2, 0.01)]},
+      "retrieval": {"scaling": [{k: v for k, v in scaling(0.3, 0.4, 0.001, "B").items() if k != "mode"}]}},
+     "reproduced"),
+    ({"unisrec": {"scaling": [scaling(0.1, 0.2, 0.01), scaling(0.1, 0.11, 0.3, "B")]}}, "partly"),  # B: not significant
+    ({"tiger": {"scaling": [{**scaling(0.1, 0.05, 0.01), "ids": "dedup"}]}}, "not reproduced"),
+])
+def test_scaling_verdict_counts_significantly_better_settings_of_every_table(results, verdict):
+    assert summary.scaling_verdict(results)[0] == verdict
+
+
+def test_scaling_evidence_names_each_table_and_setting():
+    evidence = summary.scaling_verdict({"unisrec": {"scaling": [scaling(0.1, 0.2, 0.01), scaling(0.1, 0.11, 0.3, "B")]}})[1]
+    assert "significantly better in 1 of 2 settings" in evidence
+    assert "unisrec A (inductive): EncodeRec-22M 0.1000 → EncodeRec-110M 0.2000" in evidence
 
 
 def test_claims_cover_every_claim_of_the_paper_even_without_results():
@@ -164,3 +179,29 @@ def test_per_seed_changes_compare_every_seed_with_a_base_without_seeds():
                                             "seeds": 2}]}
     changes = summary.per_seed_changes(result, summary.LAYOUTS["retrieval"])
     assert changes == "NDCG@10 change per seed: A: seed 0 +20.0%, seed 1 +10.0%"
+
+
+def test_beside_published_puts_our_beauty_rows_next_to_tiger_and_table_3():
+    ours = pd.DataFrame([{"dataset": d, "backbone": m, "seed": s, "Recall@10": r, "NDCG@10": r / 2}
+                         for d, m, s, r in [("Beauty", "EncodeRec-22M", 0, 0.06), ("Beauty", "EncodeRec-22M", 1, 0.08),
+                                            ("Beauty", "EncodeRec-110M", 0, 0.07), ("Scientific", "random", 0, 0.01)]])
+    out = paper.beside_published(ours, "backbone").set_index("model")
+    assert list(out.index) == ["EncodeRec-22M", "EncodeRec-110M"]  # Scientific is in no published TIGER table
+    assert out.loc["EncodeRec-22M", "ours Recall@10"] == pytest.approx(0.07) and out.loc["EncodeRec-22M", "seeds"] == 2
+    assert out.loc["EncodeRec-22M", "EncodeRec paper Recall@10"] == 0.0689
+    assert np.isnan(out.loc["EncodeRec-110M", "EncodeRec paper Recall@10"])  # the paper has no 110M model
+    assert (out["TIGER paper NDCG@10"] == 0.0384).all()
+    assert paper.beside_published(ours[ours.dataset == "Scientific"], "backbone").empty
+
+
+def test_sections_show_scale_published_tiger_and_pending_runs():
+    results = {"unisrec": {"scaling": [scaling(0.1, 0.2, 0.01)], "pending": [
+                   {"dataset": "Beauty", "model": "EncodeRec-110M", "mode": "inductive", "seed": 0}]},
+               "tiger": {"published": [{"dataset": "Beauty", "model": "EncodeRec-22M", "ours Recall@10": 0.06}]}}
+    titles = {s.title: s for s in summary.scale_published_and_pending(results)}
+    scale = titles["Scale: the larger EncodeRec against the smaller"].tables[0][0]
+    assert (scale["setting"], scale["larger"], scale["relative change"]) == ("A (inductive)", "EncodeRec-110M", "+100.0%")
+    assert titles["TIGER on Beauty and Toys beside the published TIGER"].tables[0][0]["ours Recall@10"] == 0.06
+    assert titles["Pending runs"].tables[0][0] == {"experiment": "unisrec", "dataset": "Beauty",
+                                                   "model": "EncodeRec-110M", "mode": "inductive", "seed": 0}
+    assert summary.scale_published_and_pending({"unisrec": {"pending": []}}) == []

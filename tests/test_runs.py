@@ -1,0 +1,137 @@
+import subprocess
+import sys
+
+import pytest
+
+from encoderec import cli, paths, runner, runs
+from encoderec.errors import EncoderecError
+from encoderec.profiles import load_profile
+from tests.conftest import write_dataset
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+UNISREC = {"datasets": ["A", "B"], "backbones": ["x", "y"], "modes": ["inductive"], "id_baseline": True,
+           "seeds": [0, 1], "unisrec": {"epochs": 3}, "dataset_unisrec": {"B": {"epochs": 9}}, "data_dir": None,
+           "max_items": None, "max_users": None}
+TIGER = {"datasets": ["A", "B"], "backbones": ["x"], "extra_backbones": {"B": ["random"]},
+         "id_variants": ["dedup", "shared"], "seeds": [0], "rqvae": {"epochs": 2}, "tiger": {"epochs": 3},
+         "dataset_tiger": {"A": {"layers": 1}}, "data_dir": None, "max_items": None, "max_users": None}
+
+
+def test_unisrec_plan_follows_the_notebook_loops():
+    plan = runs.plan("04_unisrec", UNISREC)
+    assert [(r.dataset, r.seed, r.backbone, r.variant) for r in plan[:3]] == [
+        ("A", 0, None, "id"), ("A", 0, "x", "inductive"), ("A", 0, "y", "inductive")]
+    assert len(plan) == 2 * 2 * 3
+    assert {r.settings["epochs"] for r in plan if r.dataset == "B"} == {9}  # the dataset's own settings on top
+    assert plan[0].config().mode == "id" and plan[1].config(device="cpu").device == "cpu"
+
+
+def test_tiger_plan_adds_each_datasets_extra_backbones_and_settings():
+    plan = runs.plan("05_tiger", TIGER)
+    assert [(r.dataset, r.backbone, r.variant) for r in plan] == [
+        ("A", "x", "dedup"), ("A", "x", "shared"), ("B", "x", "dedup"), ("B", "x", "shared"),
+        ("B", "random", "dedup"), ("B", "random", "shared")]
+    assert plan[0].config().layers == 1 and plan[2].config().layers == 4
+    assert plan[0].rqvae == {"epochs": 2}
+
+
+def test_plan_errors_name_the_notebook_and_parameter():
+    with pytest.raises(EncoderecError, match="03_semantic_ids: has no recommender runs"):
+        runs.plan("03_semantic_ids", {})
+    with pytest.raises(EncoderecError, match="05_tiger: parameter 'dataset_tiger' is missing"):
+        runs.plan("05_tiger", {k: v for k, v in TIGER.items() if k != "dataset_tiger"})
+
+
+@pytest.mark.parametrize("notebook", ["04_unisrec", "05_tiger"])
+def test_paper_gpu_parts_train_exactly_what_the_notebook_leaves_to_the_gpu(notebook):
+    """The GPU set's parts cover the notebook's gpu_datasets, and no CPU part plans a run there (it would only read)."""
+    profile = load_profile("paper")
+    gpu_datasets = set(profile.notebooks[notebook]["gpu_datasets"])
+    covered = set()
+    for part, spec in profile.parts.items():
+        if spec["notebook"] != notebook:
+            continue
+        planned = {r.dataset for r in runs.plan(notebook, runner.part_parameters("paper", part)[1])}
+        if part.startswith("gpu-"):
+            assert planned <= gpu_datasets, part
+            covered |= planned
+        else:
+            assert not planned & gpu_datasets, part
+    assert covered == gpu_datasets
+
+
+def test_paper_gpu_set_of_seed_0():
+    """UniSRec: ID-only SASRec and five text backbones; TIGER: four encoders, random and TF-IDF; on Beauty and Toys."""
+    unisrec = runs.plan("04_unisrec", runner.part_parameters("paper", "gpu-unisrec-seed0")[1])
+    tiger = runs.plan("05_tiger", runner.part_parameters("paper", "gpu-tiger-seed0")[1])
+    assert len(unisrec) == 2 * 6 and len(tiger) == 2 * 6
+    assert {r.backbone for r in tiger} >= {"all-MiniLM-L6-v2", "EncodeRec-22M", "EncodeRec-110M", "random",
+                                          "tfidf-svd"}
+    assert {r.seed for r in unisrec + tiger} == {0}
+    assert {r.config().layers for r in tiger} == {4}  # TIGER's own size on the GPU
+
+
+# --------------------------------------------------------------------------- the GPU set rehearsed on the CPU
+
+REHEARSAL = """\
+description: the GPU set's machinery on a tiny catalogue
+notebooks:
+  04_unisrec: {datasets: [Cyc], backbones: [tfidf-svd, random], id_baseline: true, seeds: [0],
+               unisrec: {epochs: 2, hidden_size: 16, inner_size: 32, experts: 2}, gpu_datasets: [Cyc]}
+  05_tiger: {datasets: [Cyc], backbones: [tfidf-svd], extra_backbones: {Cyc: [random]}, id_variants: [dedup],
+             seeds: [0], rqvae: {epochs: 3, codebook_size: 4, hidden_dims: [16]},
+             tiger: {epochs: 2, layers: 1, d_model: 16, heads: 2, d_kv: 8, d_ff: 32, valid_users: 20, beam_size: 4,
+                     top_k: 2}, gpu_datasets: [Cyc]}
+parts:
+  gpu-unisrec: {notebook: 04_unisrec}
+  gpu-tiger: {notebook: 05_tiger}
+"""
+
+
+@pytest.fixture
+def rehearsal(tmp_path, monkeypatch):
+    """A profile whose GPU parts train 5 small runs on a cyclic catalogue, in a cache of its own."""
+    items = {str(i): {"title": f"w{i} w{i % 7}", "description": f"w{(i * 3) % 11} w{i % 5}", "brand": "",
+                      "categories": f"w{i % 4}"} for i in range(24)}
+    sequences = {str(u): [(u + k) % 24 for k in range(6)] for u in range(60)}
+    write_dataset(tmp_path / "data", "Cyc", items, sequences)
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "rehearsal.yaml").write_text(REHEARSAL)
+    monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "cache"))
+    return paths.ReportDirs(paths.project_root() / "notebooks", tmp_path / "params", tmp_path), tmp_path / "data"
+
+
+def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeypatch, capsys):
+    """`make gpu-set` rehearsed: `python -m encoderec fit` with two parts, two runs at a time in worker processes."""
+    dirs, data_dir = rehearsal
+    monkeypatch.setattr(paths.ReportDirs, "default", classmethod(lambda cls: dirs))
+    planned = []
+    for part in ("gpu-unisrec", "gpu-tiger"):
+        notebook, params = runner.part_parameters("rehearsal", part, str(data_dir), dirs)
+        planned += runs.plan(notebook, params)
+    backbone_of = lambda name, seed: (name, None)  # noqa: E731 (baselines only: no EncodeRec model to look up)
+    assert [runs.execute(r, backbone_of, cached_only=True)["result"] for r in planned] == [None] * 5  # pending
+
+    assert cli.main(["fit", "--profile", "rehearsal", "--part", "gpu-unisrec", "--part", "gpu-tiger", "--jobs", "2",
+                     "--device", "cpu", "--threads", "1", "--data-dir", str(data_dir)]) == 0
+    assert "fit gpu-unisrec, gpu-tiger: 5 runs in" in capsys.readouterr().out
+
+    for run in planned:
+        read = runs.execute(run, backbone_of, cached_only=True)  # what the notebook does for a gpu dataset
+        assert read["result"] is not None, run.name
+        assert read["result"]["config"]["device"] == "cpu" and len(read["result"]["test_ranks"]) == 60
+    again = runs.fit_all(planned, backbone_of, jobs=1, progress=False)  # a second fit is a read of the same entries
+    assert [a["result"]["test_ranks"] for a in again] == [
+        runs.execute(r, backbone_of, cached_only=True)["result"]["test_ranks"] for r in planned]
+
+
+def test_fit_errors(rehearsal):
+    if __import__("torch").cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = subprocess.run([sys.executable, "-m", "encoderec", "fit", "--profile", "smoke", "--part", "x",
+                          "--device", "cuda"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "--part x: not a part of profile smoke.yaml" in out.stderr  # the part is checked first
+    with pytest.raises(EncoderecError, match="--device cuda: torch .* sees no CUDA GPU here"):
+        runs.fit_all([], lambda name, seed: (name, None), device="cuda")
