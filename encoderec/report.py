@@ -40,13 +40,14 @@ READS_LOG = "ENCODEREC_READS_LOG"
 # --------------------------------------------------------------------------- provenance
 
 def git_commit(root: Path | None = None) -> dict[str, Any]:
-    """HEAD and whether tracked files differ from it; the outputs (results/, figures/) do not count, so the notebooks
-    of one report run, each rewriting its results, are not marked dirty by the ones before them."""
+    """HEAD and whether tracked files differ from it; the outputs (results/, figures/, the top-level RESULTS.md that
+    the paper profile's summary writes) do not count, so the notebooks of one report run, each rewriting its results,
+    are not marked dirty by the ones before them."""
     root = root or paths.project_root()
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results",
-                                 ":!figures"], cwd=root, capture_output=True, text=True, check=True)
+                                 ":!figures", ":!RESULTS.md"], cwd=root, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}

@@ -230,9 +230,11 @@ def test_git_dirty_flag_ignores_the_outputs(tmp_path):
     (tmp_path / "results").mkdir()
     (tmp_path / "code.py").write_text("x = 1\n")
     (tmp_path / "results" / "r.json").write_text("{}")
+    (tmp_path / "RESULTS.md").write_text("old\n")
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
     (tmp_path / "results" / "r.json").write_text('{"a": 1}')
+    (tmp_path / "RESULTS.md").write_text("new\n")  # the summary of an earlier step of the same report
     assert report.git_commit(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert report.git_commit(tmp_path)["dirty"] is True
