@@ -179,12 +179,9 @@ def part_parameters(profile_name: str, part: str, data_dir: str | None = None,
     _to_ipynb(dirs.notebooks / f"{nb_name}.py", input_nb)
     declared = {name: ast.literal_eval(info["default"]) for name, info in
                 papermill.inspect_notebook(str(input_nb)).items()}
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        raise EncoderecError(f"{profile.path}: parts.{part}.{unknown[0]} is not a parameter of {nb_name}")
+    _check_overrides(profile, part, nb_name, overrides, set(declared))
     common = {k: v for k, v in profile.common.items() if k in declared}
-    base = {"profile": profile.name, "data_dir": str(paths.data_dir(data_dir).resolve()),
-            "output_root": str(dirs.output_root)}
+    base = _injected(profile, paths.data_dir(data_dir).resolve(), dirs)
     return nb_name, {**declared, **common, **profile.notebooks[nb_name], **overrides, **base}
 
 
@@ -196,6 +193,17 @@ def _part(profile: Profile, part: str) -> tuple[str, dict[str, Any]]:
     return profile.parts[part]["notebook"], {k: v for k, v in profile.parts[part].items() if k != "notebook"}
 
 
+def _check_overrides(profile: Profile, part: str, nb_name: str, overrides: dict[str, Any], declared: set[str]) -> None:
+    unknown = sorted(set(overrides) - declared)
+    if unknown:
+        raise EncoderecError(f"{profile.path}: parts.{part}.{unknown[0]} is not a parameter of {nb_name}")
+
+
+def _injected(profile: Profile, data_dir: Path, dirs: ReportDirs) -> dict[str, Any]:
+    """The parameters the runner sets in every notebook (INJECTED)."""
+    return {"profile": profile.name, "data_dir": str(data_dir), "output_root": str(dirs.output_root)}
+
+
 def _prepare(profile: Profile, part: str | None, overrides: dict[str, Any], only: list[str] | None,
              data_dir: str | None, dirs: ReportDirs) -> tuple[dict[str, Path], dict[str, dict[str, Any]],
                                                              dict[str, Any], tuple[str, str]]:
@@ -204,16 +212,14 @@ def _prepare(profile: Profile, part: str | None, overrides: dict[str, Any], only
     os.environ["HF_HUB_OFFLINE"] = "1"
     resolved_data = paths.data_dir(data_dir).resolve()
     ensure_kernel()
-    base = {"profile": profile.name, "data_dir": str(resolved_data), "output_root": str(dirs.output_root)}
+    base = _injected(profile, resolved_data, dirs)
     inputs = {nb: dirs.reports(profile.name) / ".input" / f"{nb}.ipynb" for nb in sorted(profile.notebooks)}
     for nb_name, input_nb in inputs.items():
         _to_ipynb(dirs.notebooks / f"{nb_name}.py", input_nb)
     declared = {nb: _declared_parameters(path) for nb, path in inputs.items()}
     own_params = notebook_parameters(profile, declared)
     if part is not None:
-        unknown = sorted(set(overrides) - declared[only[0]])
-        if unknown:
-            raise EncoderecError(f"{profile.path}: parts.{part}.{unknown[0]} is not a parameter of {only[0]}")
+        _check_overrides(profile, part, only[0], overrides, declared[only[0]])
         own_params[only[0]] = {**own_params[only[0]], **overrides}
     return inputs, own_params, base, (_library_fingerprint(), _data_fingerprint(resolved_data))
 
