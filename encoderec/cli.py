@@ -60,7 +60,13 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     for part in args.part:
         notebook, params = runner.part_parameters(args.profile, part, args.data_dir)
         backbone_of = report.start(notebook, params, params["output_root"]).backbone
+        if args.list:  # what a resumed campaign still has to train; reads the caches, computes nothing
+            for run in runs.plan(notebook, params):
+                print(f"{part}: {runs.describe(runs.execute(run, backbone_of, args.device, cached_only=True))}")
+            continue
         records += runs.fit_all(runs.plan(notebook, params), backbone_of, args.jobs, args.device, args.threads)
+    if args.list:
+        return
     for record in records:
         print(f"{runs.describe(record)}; {record['wall seconds']:.0f} s in its worker")
     print(f"fit {', '.join(args.part)}: {len(records)} runs in {time.perf_counter() - started:.0f} s "
@@ -118,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs trained at the same time, in worker processes")
     p.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: CUDA when available)")
     p.add_argument("--threads", type=int, help="CPU threads per worker (default: torch's)")
+    p.add_argument("--list", action="store_true", help="list the parts' runs, each finished (read from the run "
+                   "cache) or pending, and train nothing")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("train", parents=[common], help="fine-tune an encoder (works under torchrun); prints its path")

@@ -112,10 +112,16 @@ def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeyp
         planned += runs.plan(notebook, params)
     backbone_of = lambda name, seed: (name, None)  # noqa: E731 (baselines only: no EncodeRec model to look up)
     assert [runs.execute(r, backbone_of, cached_only=True)["result"] for r in planned] == [None] * 5  # pending
+    fit = ["fit", "--profile", "rehearsal", "--part", "gpu-unisrec", "--part", "gpu-tiger", "--device", "cpu",
+           "--data-dir", str(data_dir)]
+    assert cli.main([*fit, "--list"]) == 0
+    assert capsys.readouterr().out.count("pending (not in the run cache)") == 5
 
-    assert cli.main(["fit", "--profile", "rehearsal", "--part", "gpu-unisrec", "--part", "gpu-tiger", "--jobs", "2",
-                     "--device", "cpu", "--threads", "1", "--data-dir", str(data_dir)]) == 0
+    assert cli.main([*fit, "--jobs", "2", "--threads", "1"]) == 0
     assert "fit gpu-unisrec, gpu-tiger: 5 runs in" in capsys.readouterr().out
+    assert cli.main([*fit, "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 5 and all(": best epoch " in line and " on cpu " in line for line in listed)
 
     for run in planned:
         read = runs.execute(run, backbone_of, cached_only=True)  # what the notebook does for a gpu dataset
