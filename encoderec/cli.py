@@ -56,17 +56,17 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     from encoderec import report, runner, runs
 
     started = time.perf_counter()
-    records = []
-    for part in args.part:
-        notebook, params = runner.part_parameters(args.profile, part, args.data_dir)
-        backbone_of = report.start(notebook, params, params["output_root"]).backbone
-        if args.list:  # what a resumed campaign still has to train; reads the caches, computes nothing
-            for run in runs.plan(notebook, params):
-                print(f"{part}: {runs.describe(runs.execute(run, backbone_of, args.device, cached_only=True))}")
-            continue
-        records += runs.fit_all(runs.plan(notebook, params), backbone_of, args.jobs, args.device, args.threads)
-    if args.list:
+    parts = [runner.part_parameters(args.profile, part, args.data_dir) for part in args.part]
+    planned = [(part, run) for part, (notebook, params) in zip(args.part, parts, strict=True)
+               for run in runs.plan(notebook, params)]
+    notebook, params = parts[0]
+    backbone_of = report.start(notebook, params, params["output_root"]).backbone  # the profile's models: any part's
+    if args.list:  # what a resumed campaign still has to train; reads the caches, computes nothing
+        for part, run in planned:
+            print(f"{part}: {runs.describe(runs.execute(run, backbone_of, args.device, cached_only=True))}")
         return
+    # one pool for every part: a worker that finishes a part's last run starts the next part's first
+    records = runs.fit_all([run for _, run in planned], backbone_of, args.jobs, args.device, args.threads)
     for record in records:
         print(f"{runs.describe(record)}; {record['wall seconds']:.0f} s in its worker")
     print(f"fit {', '.join(args.part)}: {len(records)} runs in {time.perf_counter() - started:.0f} s "
