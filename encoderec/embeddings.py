@@ -312,16 +312,23 @@ BASELINE_DIM = 384  # all-MiniLM-L6-v2's, so the downstream models see the same 
 def tfidf_svd(texts: Sequence[str], dim: int = BASELINE_DIM, seed: int = 0) -> np.ndarray:
     """Latent semantic analysis: TF-IDF of the texts (unigrams and bigrams, sublinear tf), projected on its top
     `dim` singular vectors (randomised SVD, seeded), rows L2-normalised. Fitted on the texts given, i.e. a
-    catalogue's own items; unsupervised, so fitting on every item leaks no interaction."""
+    catalogue's own items; unsupervised, so fitting on every item leaks no interaction.
+
+    The SVD runs on one BLAS thread: with more, its last bits depend on the thread count, and these vectors are
+    hashed into the cache key of every run trained on them (unlike an encoder's, they are not cached), so a run
+    trained by `fit --threads 1`, by a kernel with another OMP_NUM_THREADS or on another machine would never be
+    found again."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
+    from threadpoolctl import threadpool_limits
 
     texts = list(texts)
     if len(texts) < 2:
         raise EncoderecError(f"tfidf-svd: needs at least 2 texts, got {len(texts)}")
     tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=100_000).fit_transform(texts)
     components = min(dim, tfidf.shape[1] - 1, len(texts) - 1)
-    x = TruncatedSVD(components, algorithm="randomized", random_state=seed).fit_transform(tfidf)
+    with threadpool_limits(limits=1, user_api="blas"):
+        x = TruncatedSVD(components, algorithm="randomized", random_state=seed).fit_transform(tfidf)
     return _unit_rows(np.pad(x, ((0, 0), (0, dim - components))).astype(np.float32))
 
 

@@ -10,6 +10,7 @@ import importlib.util
 import io
 import json
 import logging
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -327,6 +328,19 @@ def test_tfidf_svd_and_random_baselines():
     assert np.array_equal(r, embeddings.random_embeddings(texts))
     with pytest.raises(EncoderecError, match="tfidf-svd: needs at least 2 texts"):
         embeddings.tfidf_svd(["alone"])
+
+
+def test_tfidf_svd_does_not_depend_on_the_blas_thread_count():
+    """Its bytes are part of run cache keys; a multi-threaded SVD changes them with the thread count."""
+    from threadpoolctl import threadpool_limits
+
+    words = np.random.default_rng(0).integers(0, 400, size=(800, 12))
+    texts = [" ".join(f"w{w}" for w in row) for row in words]
+    with threadpool_limits(limits=1):
+        one = embeddings.tfidf_svd(texts)
+    with threadpool_limits(limits=max(2, os.cpu_count() or 1)):
+        many = embeddings.tfidf_svd(texts)
+    assert np.array_equal(one, many)
 
 
 def test_bf16_is_cached_apart_and_gives_unit_float32_rows(tiny_bert, tmp_path):
