@@ -316,8 +316,8 @@ def tfidf_svd(texts: Sequence[str], dim: int = BASELINE_DIM, seed: int = 0) -> n
 
     The SVD runs on one BLAS thread: with more, its last bits depend on the thread count, and these vectors are
     hashed into the cache key of every run trained on them (unlike an encoder's, they are not cached), so a run
-    trained by `fit --threads 1`, by a kernel with another OMP_NUM_THREADS or on another machine would never be
-    found again."""
+    trained in a process with another thread count (OMP_NUM_THREADS, a machine with more cores) would never be
+    found again. Another BLAS build or CPU can still change them."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
     from threadpoolctl import threadpool_limits
