@@ -60,15 +60,19 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     planned = [(part, run) for part, (notebook, params) in zip(args.part, parts, strict=True)
                for run in runs.plan(notebook, params)]
     notebook, params = parts[0]
-    backbone_of = report.start(notebook, params, params["output_root"]).backbone  # the profile's models: any part's
-    if args.list:  # what a resumed campaign still has to train; reads the caches, computes nothing
+    profile_run = report.start(notebook, params, params["output_root"])  # the profile's models and archive: any part's
+    backbone_of, archive = profile_run.backbone, profile_run.archive
+    if args.list:  # what a resumed campaign still has to train; reads the archive and caches, computes nothing
         for part, run in planned:
-            print(f"{part}: {runs.describe(runs.execute(run, backbone_of, args.device, cached_only=True))}")
+            record = runs.execute(run, backbone_of, args.device, cached_only=True, archive=archive)
+            print(f"{part}: {runs.describe(record)}")
         return
     # one pool for every part: a worker that finishes a part's last run starts the next part's first
-    records = runs.fit_all([run for _, run in planned], backbone_of, args.jobs, args.device, args.threads)
+    records = runs.fit_all([run for _, run in planned], backbone_of, args.jobs, args.device, args.threads,
+                           archive=archive)
     for record in records:
-        print(f"{runs.describe(record)}; {record['wall seconds']:.0f} s in its worker")
+        where = f"{record['wall seconds']:.0f} s in its worker" if "wall seconds" in record else "archived"
+        print(f"{runs.describe(record)}; {where}")
     print(f"fit {', '.join(args.part)}: {len(records)} runs in {time.perf_counter() - started:.0f} s "
           f"({args.jobs} at a time)")
 

@@ -119,6 +119,11 @@ class NotebookRun:
         return self.output_root / "results" / self.profile
 
     @property
+    def archive(self) -> Path | None:
+        """results/<profile>/runs/ when the notebook's parameters say `archive: true` (`encoderec.runs`), else None."""
+        return self.results_dir / "runs" if self.params.get("archive") else None
+
+    @property
     def figures_dir(self) -> Path:
         return self.output_root / "figures" / self.profile
 

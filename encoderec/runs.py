@@ -19,26 +19,44 @@ there is one.
 `fit_all` runs a plan's inputs in this process, in order (encoding and RQ-VAE fits use the whole device and are
 shared between runs), then the fits `jobs` at a time in worker processes: small recommenders leave most of a GPU
 idle, and several of them fill it.
+
+The run archive. The caches live on one machine, and the paper profile's runs take longer than any one machine is
+kept (hours of 2-core CPUs, a GPU borrowed for minutes). With an `archive` folder (the paper profile's
+`archive: true`: results/<profile>/runs/, committed with the results), every finished run is also written there as
+one gzip-compressed JSON file, and `execute` / `fit_all` read a run from the archive before computing anything (no
+encoder, embedding or RQ-VAE is needed for it). An archived run is found by its `identity`, what makes it the same
+run on another machine: its fields and settings, a hash of its split, its encoder (a base encoder's name, or the
+recipe folder of an EncodeRec model, named by the fingerprint of its fine-tuning config) and the versions of the
+code from the item text to the ranking. Unlike the cache it is not keyed on the bytes of the embeddings nor on the
+precision a device resolves "auto" to: the archive holds the run as it was trained, where it was trained (its
+record says on what and in which precision), for every machine to read.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import functools
+import gzip
+import json
 import multiprocessing
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from encoderec import data, embeddings, semantic_ids
+from encoderec import data, embeddings, report, semantic_ids
 from encoderec import tiger as tg
 from encoderec import unisrec as usr
 from encoderec.errors import EncoderecError
+from encoderec.io import code_version, sha256_text, write_bytes
 from encoderec.precision import check_device
 from encoderec.rqvae import RQVAEConfig
 
@@ -182,11 +200,18 @@ def fit(run: Run, run_inputs: tuple, device: str | None = None, cached_only: boo
 
 
 def execute(run: Run, backbone_of: BackboneOf, device: str | None = None, cached_only: bool = False,
-            progress: bool = True) -> dict[str, Any]:
-    """The run as a notebook row: its labels and "result" (`fit_and_rank`'s, or None for a pending run)."""
+            progress: bool = True, archive: Path | None = None) -> dict[str, Any]:
+    """The run as a notebook row: its labels and "result" (`fit_and_rank`'s, or None for a pending run). With an
+    `archive` folder, an archived run is read from it, and a run computed here is archived (`cached_only` never
+    writes)."""
+    if archive is not None and (found := archived(run, backbone_of, archive)) is not None:
+        return found
     labels, run_inputs = inputs(run, backbone_of, device, cached_only, progress)
     result = None if run_inputs is None else fit(run, run_inputs, device, cached_only, progress)
-    return record(run, labels, result)
+    finished = record(run, labels, result)
+    if archive is not None and result is not None and not cached_only:
+        archive_run(finished, run, backbone_of, archive)
+    return finished
 
 
 def record(run: Run, labels: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
@@ -202,7 +227,7 @@ def describe(record: dict[str, Any]) -> str:
     result = record["result"]
     what = " ".join(str(v) for k, v in record.items() if k in ("dataset", "model", "backbone", "mode", "ids"))
     if result is None:
-        return f"{what} seed {record['seed']}: pending (not in the run cache)"
+        return f"{what} seed {record['seed']}: pending (neither archived nor in the run cache)"
     return (f"{what} seed {record['seed']}: best epoch {result['best_epoch']} of {len(result['history'])}, fit "
             f"{result['fit_seconds']:.0f} s, ranking {result['rank_seconds']:.0f} s on {result['config']['device']} "
             f"({result['config'].get('precision', 'fp32')})")
@@ -212,28 +237,41 @@ def describe(record: dict[str, Any]) -> str:
 
 
 def fit_all(runs: list[Run], backbone_of: BackboneOf, jobs: int = 1, device: str | None = None,
-            threads: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Execute `runs`: their inputs here, in order, then the fits `jobs` at a time (worker processes on the same
-    device, each with `threads` CPU threads: by default the machine's cores shared out); a run already in the cache is
-    a read. Returns the records in the order of `runs`, each with "wall seconds" (of its fit, as its worker saw it)."""
+            threads: int | None = None, progress: bool = True, archive: Path | None = None) -> list[dict[str, Any]]:
+    """Execute `runs`: those in the `archive` are read from it; the inputs of the others here, in order, then their
+    fits `jobs` at a time (worker processes on the same device, each with `threads` CPU threads: by default the
+    machine's cores shared out), each archived as soon as it finishes; a run already in the cache is a read. Returns
+    the records in the order of `runs`, a fitted one with "wall seconds" (of its fit, as its worker saw it)."""
     if jobs < 1:
         raise EncoderecError(f"--jobs {jobs}: must be at least 1")
     check_device(device)
-    prepared_runs = [(run, *inputs(run, backbone_of, device, progress=progress))
-                     for run in tqdm(runs, desc="inputs", disable=not progress)]
-    if jobs == 1:
-        results = [_timed_fit(run, run_inputs, device, threads) for run, _, run_inputs in prepared_runs]
-    else:
-        threads = threads or max(1, (os.cpu_count() or 1) // jobs)  # 12 workers x all cores would oversubscribe
-        results = [None] * len(runs)
-        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-        with ProcessPoolExecutor(min(jobs, len(runs)), mp_context=context) as pool:
-            futures = {pool.submit(_timed_fit, run, run_inputs, device, threads): i
-                       for i, (run, _, run_inputs) in enumerate(prepared_runs)}
-            for future in tqdm(as_completed(futures), total=len(futures), desc="fits", disable=not progress):
-                results[futures[future]] = future.result()
-    return [record(run, labels, result) | {"wall seconds": seconds}
-            for (run, labels, _), (result, seconds) in zip(prepared_runs, results, strict=True)]
+    records = [archived(run, backbone_of, archive) if archive is not None else None for run in runs]
+    todo = {i: inputs(runs[i], backbone_of, device, progress=progress)
+            for i in tqdm([i for i, found in enumerate(records) if found is None], desc="inputs",
+                          disable=not progress)}
+    for i, (result, seconds) in _fits({i: (runs[i], run_inputs) for i, (_, run_inputs) in todo.items()}, jobs,
+                                      device, threads, progress):
+        records[i] = record(runs[i], todo[i][0], result)
+        if archive is not None:
+            archive_run(records[i], runs[i], backbone_of, archive)
+        records[i] |= {"wall seconds": seconds}
+    return records
+
+
+def _fits(todo: dict[int, tuple[Run, tuple]], jobs: int, device: str | None, threads: int | None,
+          progress: bool) -> Iterator[tuple[int, tuple[dict[str, Any], float]]]:
+    """(index, (result, wall seconds)) of each fit, as they finish."""
+    if jobs == 1 or len(todo) < 2:
+        for i, (run, run_inputs) in tqdm(todo.items(), desc="fits", disable=not progress):
+            yield i, _timed_fit(run, run_inputs, device, threads)
+        return
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)  # 12 workers x all cores would oversubscribe
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context) as pool:
+        futures = {pool.submit(_timed_fit, run, run_inputs, device, threads): i
+                   for i, (run, run_inputs) in todo.items()}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="fits", disable=not progress):
+            yield futures[future], future.result()
 
 
 def _timed_fit(run: Run, run_inputs: tuple, device: str | None, threads: int | None) -> tuple[dict[str, Any], float]:
@@ -245,3 +283,58 @@ def _timed_fit(run: Run, run_inputs: tuple, device: str | None, threads: int | N
     start = time.perf_counter()
     result = fit(run, run_inputs, device, progress=False)
     return result, round(time.perf_counter() - start, 1)
+
+
+# --------------------------------------------------------------------------- the run archive
+
+
+def identity(run: Run, backbone_of: BackboneOf) -> dict[str, Any]:
+    """What makes `run` the same run on any machine (see the module docstring)."""
+    encoder = None if run.backbone is None else portable_encoder(backbone_of(run.backbone, run.seed)[0])
+    modules = [run.kind, *(["embeddings"] if run.backbone else []), *(["semantic_ids"] if run.kind == "tiger" else [])]
+    return ({k: v for k, v in dataclasses.asdict(run).items() if k != "data_dir"}
+            | {"encoder": encoder, "split": sha256_text(repr(prepared(run).split)),
+               "code": {module: code_version(module) for module in modules}})
+
+
+def portable_encoder(encoder: str) -> str:
+    """An encoder as every machine names it: a model that 01_encoderec fine-tuned (<cache>/encoderec/<name>-<config
+    fingerprint>/final) by its path from "encoderec/" on, wherever the cache is; any other name as it is."""
+    parts = Path(encoder).parts
+    return "/".join(parts[parts.index("encoderec"):]) if "encoderec" in parts[:-2] else encoder
+
+
+def archive_path(archive: Path, run: Run, key: str) -> Path:
+    """<archive>/<kind>/<dataset>/<backbone>-<variant>-seed<k>-<key>.json.gz: a name a person can read, and the key
+    (a hash of the identity) that tells apart two runs differing in their settings or code."""
+    name = re.sub(r"[^A-Za-z0-9.]+", "-", f"{run.backbone or 'ID-only'}-{run.variant}-seed{run.seed}")
+    return Path(archive) / run.kind / re.sub(r"[^A-Za-z0-9.]+", "-", run.dataset) / f"{name}-{key[:16]}.json.gz"
+
+
+def _key(identity_: dict[str, Any]) -> str:
+    return sha256_text(json.dumps(identity_, sort_keys=True))
+
+
+def archived(run: Run, backbone_of: BackboneOf, archive: Path) -> dict[str, Any] | None:
+    """The archived record of `run` (as `execute` returns it), or None when the archive does not hold it."""
+    key_of = identity(run, backbone_of)
+    path = archive_path(archive, run, _key(key_of))
+    if not path.is_file():
+        return None
+    try:
+        entry = json.loads(gzip.decompress(path.read_bytes()))
+    except (OSError, EOFError, ValueError) as e:
+        raise EncoderecError(f"{path}: not a gzip-compressed JSON run ({e}); delete it and train the run again "
+                             f"(python -m encoderec fit)") from None
+    return entry["record"] if entry.get("identity") == key_of else None
+
+
+def archive_run(finished: dict[str, Any], run: Run, backbone_of: BackboneOf, archive: Path) -> Path:
+    """Write a finished run's record into the archive, atomically, with where and when it was archived."""
+    key_of = identity(run, backbone_of)
+    path = archive_path(archive, run, _key(key_of))
+    entry = {"identity": key_of, "record": finished,
+             "provenance": {"git": report.git_commit(), "machine": report.machine(),
+                            "archived_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}}
+    write_bytes(path, gzip.compress(json.dumps(entry, sort_keys=True).encode("utf-8"), mtime=0))
+    return path

@@ -378,8 +378,8 @@ def scale_published_and_pending(results: dict[str, dict[str, Any]]) -> list[Sect
                for row in results.get(name, {}).get("pending") or []]
     if pending:
         out.append(Section("Pending runs", [
-            "Runs of the GPU set (`make gpu-set`, README) that were not in the run caches when this summary was "
-            "written; the tables above leave them out."], [pending]))
+            "Runs of the GPU set (`make gpu-set`, README) that were neither archived (`results/<profile>/runs/`) nor "
+            "in the run caches when this summary was written; the tables above leave them out."], [pending]))
     return out
 
 

@@ -84,7 +84,7 @@ def dataset_departures(config_class: type, settings: dict[str, Any], dataset_set
 
 def finished_and_pending(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], pd.DataFrame]:
     """The run records (`runs.execute`) that have a result, and a table of those that do not (pending: their result
-    is not in the run cache yet)."""
+    is neither archived nor in the run cache yet)."""
     finished = [r for r in records if r["result"] is not None]
     pending = pd.DataFrame([{k: v for k, v in r.items() if k != "result"} for r in records if r["result"] is None])
     return finished, pending

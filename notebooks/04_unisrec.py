@@ -40,6 +40,7 @@ seeds = [0]
 unisrec = {"epochs": 12, "patience": 3}  # UniSRecConfig fields to change; UniSRec's settings otherwise
 dataset_unisrec = {}  # dataset -> UniSRecConfig fields changed for that dataset only (on top of `unisrec`)
 gpu_datasets = []  # datasets whose runs the GPU set trains (`make gpu-set`): read from the run cache, never trained here
+archive = False  # keep every finished run in results/<profile>/runs/ too, read it from there first (runs.py)
 max_items = None  # only the most popular items and the users left with 3 of them (smoke tests); None: all
 max_users = None  # a seeded sample of users and their items only (smoke tests); None: every user
 
@@ -55,7 +56,8 @@ plots.setup_notebook()
 parameters = dict(datasets=datasets, backbones=backbones, modes=modes, id_baseline=id_baseline, seeds=seeds,
                   unisrec=unisrec, dataset_unisrec=dataset_unisrec, data_dir=data_dir, max_items=max_items,
                   max_users=max_users)
-run = report.start("04_unisrec", dict(profile=profile, gpu_datasets=gpu_datasets, **parameters), output_root)
+run = report.start("04_unisrec", dict(profile=profile, gpu_datasets=gpu_datasets, archive=archive, **parameters),
+                   output_root)
 departures = tables.dataset_departures(usr.UniSRecConfig, unisrec, dataset_unisrec, datasets)
 display(departures)  # where this profile departs from UniSRec's settings
 
@@ -74,9 +76,12 @@ display(data_table)
 # One run per dataset × model × mode × seed (`encoderec.runs`). For seed *s*, an EncodeRec backbone is the model
 # trained with seed *s* in `01_encoderec` when there is one. The runs of `gpu_datasets` are only read from the run
 # cache, where the GPU set (`make gpu-set`) puts them; those not there yet are listed as pending.
+# With `archive` (the paper profile), every finished run is also kept in `results/<profile>/runs/`, committed, and
+# read from there first: the runs of a campaign trained on other machines and in other sessions are read without
+# their encoders, embeddings or semantic IDs.
 
 # %%
-records = [runs.execute(r, run.backbone, cached_only=r.dataset in gpu_datasets)
+records = [runs.execute(r, run.backbone, cached_only=r.dataset in gpu_datasets, archive=run.archive)
            for r in runs.plan("04_unisrec", parameters)]
 for r in records:
     print(runs.describe(r))

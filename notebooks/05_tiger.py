@@ -42,6 +42,7 @@ tiger = {"layers": 2, "heads": 4, "d_kv": 32, "d_ff": 512, "dropout": 0.0, "epoc
          "patience": 3, "valid_users": 500}  # TigerConfig fields to change
 dataset_tiger = {}  # dataset -> TigerConfig fields changed for that dataset only (on top of `tiger`)
 gpu_datasets = []  # datasets whose runs the GPU set trains (`make gpu-set`): read from the run cache, never trained here
+archive = False  # keep every finished run in results/<profile>/runs/ too, read it from there first (runs.py)
 max_items = None  # only the most popular items and the users left with 3 of them (smoke tests); None: all
 max_users = None  # a seeded sample of users and their items only (smoke tests); None: every user
 
@@ -57,7 +58,8 @@ plots.setup_notebook()
 parameters = dict(datasets=datasets, backbones=backbones, extra_backbones=extra_backbones, id_variants=id_variants,
                   seeds=seeds, rqvae=rqvae, tiger=tiger, dataset_tiger=dataset_tiger, data_dir=data_dir,
                   max_items=max_items, max_users=max_users)
-run = report.start("05_tiger", dict(profile=profile, gpu_datasets=gpu_datasets, **parameters), output_root)
+run = report.start("05_tiger", dict(profile=profile, gpu_datasets=gpu_datasets, archive=archive, **parameters),
+                   output_root)
 departures = tables.dataset_departures(tg.TigerConfig, tiger, dataset_tiger, datasets)
 display(departures)  # where this profile departs from TIGER's settings (epochs: TIGER trains far longer)
 
@@ -77,9 +79,12 @@ display(data_table)
 # EncodeRec backbone is the model trained with seed *s* when there is one. Every step is cached (`encoderec.runs`).
 # The runs of `gpu_datasets` are only read from the run cache, where the GPU set (`make gpu-set`) puts them; those
 # not there yet are listed as pending.
+# With `archive` (the paper profile), every finished run is also kept in `results/<profile>/runs/`, committed, and
+# read from there first: the runs of a campaign trained on other machines and in other sessions are read without
+# their encoders, embeddings or semantic IDs.
 
 # %%
-records = [runs.execute(r, run.backbone, cached_only=r.dataset in gpu_datasets)
+records = [runs.execute(r, run.backbone, cached_only=r.dataset in gpu_datasets, archive=run.archive)
            for r in runs.plan("05_tiger", parameters)]
 for r in records:
     print(runs.describe(r))

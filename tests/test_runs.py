@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 
@@ -76,6 +77,7 @@ def test_paper_gpu_set_of_seed_0():
 
 REHEARSAL = """\
 description: the GPU set's machinery on a tiny catalogue
+common: {archive: true}
 notebooks:
   04_unisrec: {datasets: [Cyc], backbones: [tfidf-svd, random], id_baseline: true, seeds: [0],
                unisrec: {epochs: 2, hidden_size: 16, inner_size: 32, experts: 2}, gpu_datasets: [Cyc]}
@@ -115,7 +117,7 @@ def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeyp
     fit = ["fit", "--profile", "rehearsal", "--part", "gpu-unisrec", "--part", "gpu-tiger", "--device", "cpu",
            "--data-dir", str(data_dir)]
     assert cli.main([*fit, "--list"]) == 0
-    assert capsys.readouterr().out.count("pending (not in the run cache)") == 5
+    assert capsys.readouterr().out.count("pending (neither archived nor in the run cache)") == 5
 
     assert cli.main([*fit, "--jobs", "2", "--threads", "1"]) == 0
     assert "fit gpu-unisrec, gpu-tiger: 5 runs in" in capsys.readouterr().out
@@ -123,6 +125,8 @@ def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeyp
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == 5 and all(": best epoch " in line and " on cpu " in line for line in listed)
 
+    archive = dirs.output_root / "results" / "rehearsal" / "runs"
+    assert len(list(archive.rglob("*.json.gz"))) == 5  # the profile says archive: true
     for run in planned:
         read = runs.execute(run, backbone_of, cached_only=True)  # what the notebook does for a gpu dataset
         assert read["result"] is not None, run.name
@@ -141,3 +145,48 @@ def test_fit_errors(rehearsal):
     assert "--part x: not a part of profile smoke.yaml" in out.stderr  # the part is checked first
     with pytest.raises(EncoderecError, match="--device cuda: torch .* sees no CUDA GPU here"):
         runs.fit_all([], lambda name, seed: (name, None), device="cuda")
+
+
+# --------------------------------------------------------------------------- the run archive
+
+
+def test_an_archived_run_is_read_on_a_machine_without_its_caches(rehearsal, monkeypatch, tmp_path):
+    dirs, data_dir = rehearsal
+    backbone_of = lambda name, seed: (name, None)  # noqa: E731
+    notebook, params = runner.part_parameters("rehearsal", "gpu-unisrec", str(data_dir), dirs)
+    run = runs.plan(notebook, params)[1]  # tfidf-svd: an input embedding, then a fit
+    archive = tmp_path / "archive"
+    trained = runs.execute(run, backbone_of, archive=archive)
+    [path] = archive.rglob("*.json.gz")
+    assert path.parent == archive / "unisrec" / "Cyc" and path.name.startswith("tfidf-svd-inductive-seed0-")
+
+    monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "empty cache"))  # another machine: nothing cached
+    assert runs.execute(run, backbone_of, cached_only=True, archive=archive) == trained
+    assert runs.fit_all([run], backbone_of, archive=archive, progress=False) == [trained]
+    assert not (tmp_path / "empty cache").exists()  # read without encoding or training anything
+    assert runs.execute(run, backbone_of, cached_only=True)["result"] is None
+
+    other = dataclasses.replace(run, settings={**run.settings, "epochs": 1})
+    assert runs.execute(other, backbone_of, cached_only=True, archive=archive)["result"] is None
+    monkeypatch.setattr(runs, "code_version", lambda module: f"changed {module}")
+    assert runs.execute(run, backbone_of, cached_only=True, archive=archive)["result"] is None  # other code
+
+
+def test_a_damaged_archive_entry_is_named(rehearsal, tmp_path):
+    dirs, data_dir = rehearsal
+    backbone_of = lambda name, seed: (name, None)  # noqa: E731
+    run = runs.plan(*runner.part_parameters("rehearsal", "gpu-unisrec", str(data_dir), dirs))[0]
+    path = runs.archive_path(tmp_path, run, runs._key(runs.identity(run, backbone_of)))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not gzip")
+    with pytest.raises(EncoderecError, match=f"{path.name}: not a gzip-compressed JSON run .* delete it"):
+        runs.execute(run, backbone_of, cached_only=True, archive=tmp_path)
+
+
+@pytest.mark.parametrize(("encoder", "portable"), [
+    ("/work/main/cache/encoderec/EncodeRec-22M-5b633df53fe3/final", "encoderec/EncodeRec-22M-5b633df53fe3/final"),
+    ("/tmp/x/cache/encoderec/EncodeRec-22M-5b633df53fe3/final", "encoderec/EncodeRec-22M-5b633df53fe3/final"),
+    ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2"), ("sentence-transformers/all-mpnet-base-v2",
+                                               "sentence-transformers/all-mpnet-base-v2"), ("random", "random")])
+def test_an_encodeRec_model_is_named_by_its_recipe_folder_wherever_the_cache_is(encoder, portable):
+    assert runs.portable_encoder(encoder) == portable
