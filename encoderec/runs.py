@@ -26,10 +26,11 @@ kept (hours of 2-core CPUs, a GPU borrowed for minutes). With an `archive` folde
 one gzip-compressed JSON file, and `execute` / `fit_all` read a run from the archive before computing anything (no
 encoder, embedding or RQ-VAE is needed for it). An archived run is found by its `identity`, what makes it the same
 run on another machine: its fields and settings, a hash of its split, its encoder (a base encoder's name, or the
-recipe folder of an EncodeRec model, named by the fingerprint of its fine-tuning config) and the versions of the
-code from the item text to the ranking. Unlike the cache it is not keyed on the bytes of the embeddings nor on the
-precision a device resolves "auto" to: the archive holds the run as it was trained, where it was trained (its
-record says on what and in which precision), for every machine to read.
+recipe folder of an EncodeRec model, named by the fingerprint of its fine-tuning config) with a hash of the item
+texts it encodes, and the versions of the recommender's code (and, for TIGER, of the semantic-ID code). Like the
+embedding cache, it names an encoder by what it is, not by the code that runs it; unlike the caches, it is not keyed
+on the bytes of the embeddings nor on the precision a device resolves "auto" to: the archive holds the run as it was
+trained, where it was trained (its record says on what and in which precision), for every machine to read.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from encoderec import data, embeddings, report, semantic_ids
 from encoderec import tiger as tg
 from encoderec import unisrec as usr
 from encoderec.errors import EncoderecError
+from encoderec.fitting import validation_scores
 from encoderec.io import code_version, sha256_text, write_bytes
 from encoderec.precision import check_device
 from encoderec.rqvae import RQVAEConfig
@@ -177,6 +179,8 @@ def inputs(run: Run, backbone_of: BackboneOf, device: str | None = None, cached_
         return {"model seed": None}, (len(p.dataset.items), None)
     encoder, model_seed = backbone_of(run.backbone, run.seed)
     labels = {"model seed": model_seed}
+    if cached_only and model_seed is not None and not Path(encoder).exists():
+        return labels, None  # a model of 01_encoderec that this machine has not trained: nothing of it is cached
     x = embeddings.encode(encoder, p.texts, view=f"{run.dataset}:items", device=device, progress=progress,
                           cached_only=cached_only)
     if x is None:
@@ -223,14 +227,21 @@ def record(run: Run, labels: dict[str, Any], result: dict[str, Any] | None) -> d
 
 
 def describe(record: dict[str, Any]) -> str:
-    """One line on a finished run: where its best epoch was, how long it took and on what."""
+    """One line on a run: its test Recall@10 and NDCG@10 (the notebooks' metric code), where its best epoch was, how
+    long it took and on what; or that it is pending."""
     result = record["result"]
     what = " ".join(str(v) for k, v in record.items() if k in ("dataset", "model", "backbone", "mode", "ids"))
     if result is None:
         return f"{what} seed {record['seed']}: pending (neither archived nor in the run cache)"
-    return (f"{what} seed {record['seed']}: best epoch {result['best_epoch']} of {len(result['history'])}, fit "
-            f"{result['fit_seconds']:.0f} s, ranking {result['rank_seconds']:.0f} s on {result['config']['device']} "
+    test = validation_scores((np.asarray(result["test_ranks"]), _array(result.get("test_gains"))))
+    return (f"{what} seed {record['seed']}: test Recall@10 {test['Recall@10']:.4f} NDCG@10 {test['NDCG@10']:.4f}, "
+            f"best epoch {result['best_epoch']} of {len(result['history'])}, fit {result['fit_seconds']:.0f} s, "
+            f"ranking {result['rank_seconds']:.0f} s on {result['config']['device']} "
             f"({result['config'].get('precision', 'fp32')})")
+
+
+def _array(values: list | None) -> np.ndarray | None:
+    return None if values is None else np.asarray(values)
 
 
 # --------------------------------------------------------------------------- several runs at once
@@ -290,10 +301,12 @@ def _timed_fit(run: Run, run_inputs: tuple, device: str | None, threads: int | N
 
 def identity(run: Run, backbone_of: BackboneOf) -> dict[str, Any]:
     """What makes `run` the same run on any machine (see the module docstring)."""
-    encoder = None if run.backbone is None else portable_encoder(backbone_of(run.backbone, run.seed)[0])
-    modules = [run.kind, *(["embeddings"] if run.backbone else []), *(["semantic_ids"] if run.kind == "tiger" else [])]
+    p = prepared(run)
+    text = None if run.backbone is None else {"encoder": portable_encoder(backbone_of(run.backbone, run.seed)[0]),
+                                              "texts": sha256_text(*p.texts)}
+    modules = [run.kind, *(["semantic_ids"] if run.kind == "tiger" else [])]
     return ({k: v for k, v in dataclasses.asdict(run).items() if k != "data_dir"}
-            | {"encoder": encoder, "split": sha256_text(repr(prepared(run).split)),
+            | {"text": text, "split": sha256_text(repr(p.split)),
                "code": {module: code_version(module) for module in modules}})
 
 

@@ -123,7 +123,7 @@ def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeyp
     assert "fit gpu-unisrec, gpu-tiger: 5 runs in" in capsys.readouterr().out
     assert cli.main([*fit, "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert len(listed) == 5 and all(": best epoch " in line and " on cpu " in line for line in listed)
+    assert len(listed) == 5 and all(": test Recall@10 0." in line and " on cpu " in line for line in listed)
 
     archive = dirs.output_root / "results" / "rehearsal" / "runs"
     assert len(list(archive.rglob("*.json.gz"))) == 5  # the profile says archive: true
@@ -190,3 +190,12 @@ def test_a_damaged_archive_entry_is_named(rehearsal, tmp_path):
                                                "sentence-transformers/all-mpnet-base-v2"), ("random", "random")])
 def test_an_encodeRec_model_is_named_by_its_recipe_folder_wherever_the_cache_is(encoder, portable):
     assert runs.portable_encoder(encoder) == portable
+
+
+def test_a_listing_counts_a_model_this_machine_has_not_trained_as_pending(rehearsal, tmp_path):
+    """`fit --list` on a fresh machine: 01_encoderec's models are listed in the results but not on this disk."""
+    dirs, data_dir = rehearsal
+    run = runs.plan(*runner.part_parameters("rehearsal", "gpu-unisrec", str(data_dir), dirs))[1]
+    untrained = str(tmp_path / "cache" / "encoderec" / "EncodeRec-22M-0123456789ab" / "final")
+    read = runs.execute(run, lambda name, seed: (untrained, seed), cached_only=True)
+    assert read["result"] is None and read["model seed"] == 0
