@@ -1,4 +1,4 @@
-"""`python -m encoderec ...`: data statistics and conversion, the notebook report and encoder training.
+"""`python -m encoderec ...`: data statistics and conversion, the notebook report, encoder training and export.
 
 Every subcommand takes --data-dir. Bad input ends with one line on stderr and exit status 2.
 """
@@ -77,6 +77,41 @@ def _cmd_fit(args: argparse.Namespace) -> None:
           f"({args.jobs} at a time)")
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from encoderec import data, export
+    from encoderec.rqvae import RQVAEConfig
+
+    dataset = data.load_dataset(args.dataset, args.data_dir)
+    options = {"profile": args.profile, "seed": args.seed, "device": args.device}
+    if args.what == "embeddings":
+        path = export.export_embeddings(dataset, args.model, args.out, **options)
+    else:
+        config = RQVAEConfig(**{"seed": args.seed, **(_yaml_mapping(args.rqvae, "--rqvae") if args.rqvae else {})})
+        path = export.export_semantic_ids(dataset, args.model, args.out, args.tokenizer, config, **options)
+    print(path)
+
+
+def _yaml_mapping(text: str, what: str) -> dict:
+    """RQVAEConfig fields from the command line; anything else is a one-line error naming the flag."""
+    import dataclasses
+
+    import yaml
+
+    from encoderec.rqvae import RQVAEConfig
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, dict):
+        raise EncoderecError(f"{what} {text!r}: expected a YAML mapping such as '{{levels: 3, codebook_size: 256}}'")
+    known = [f.name for f in dataclasses.fields(RQVAEConfig)]
+    unknown = [key for key in value if key not in known]
+    if unknown:
+        raise EncoderecError(f"{what}: unknown field {unknown[0]!r}; RQVAEConfig has {', '.join(known)}")
+    return value
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
     from encoderec import trainer
 
@@ -131,6 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the parts' runs, each finished (read from the run "
                    "cache) or pending, and train nothing")
     p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("export", parents=[common], help="write a catalogue's item embeddings or semantic-ID table "
+                       "as Parquet, with provenance (see encoderec.export)")
+    p.add_argument("what", choices=["embeddings", "semantic-ids"])
+    p.add_argument("dataset", help="a catalogue in the data layout (a folder name under --data-dir)")
+    p.add_argument("--model", required=True, help="an encoder alias, folder or Hugging Face id, a baseline "
+                   "(tfidf-svd, random), or a model of 01_encoderec (EncodeRec-22M) trained for --profile")
+    p.add_argument("--out", required=True, help="the Parquet file to write")
+    p.add_argument("--profile", default="default", help="whose 01_encoderec models --model may name")
+    p.add_argument("--seed", type=int, default=0, help="the 01_encoderec model's seed and the tokenizer's")
+    p.add_argument("--tokenizer", default="rqvae", choices=["rqvae", "rkmeans"])
+    p.add_argument("--rqvae", help="RQVAEConfig fields as YAML, e.g. '{levels: 3, codebook_size: 256, epochs: 100}'")
+    p.add_argument("--device", help="cuda, cpu, ... (default: CUDA when available)")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("train", parents=[common], help="fine-tune an encoder (works under torchrun); prints its path")
     p.add_argument("config", help="YAML file of TrainConfig fields (see encoderec.trainer)")
