@@ -76,7 +76,7 @@ class Run:
     kind: str  # "unisrec" or "tiger"
     dataset: str
     backbone: str | None  # a name from the notebook's parameters; None: no text (the ID-only SASRec)
-    variant: str  # UniSRec's mode ("inductive", "transductive", "id"); TIGER's ID variant ("dedup", "shared")
+    variant: str  # UniSRec's mode ("inductive", "transductive", "id"); TIGER's ID variant ("dedup", "unique", "shared")
     seed: int
     settings: dict[str, Any] = field(default_factory=dict)
     rqvae: dict[str, Any] = field(default_factory=dict)
@@ -121,22 +121,26 @@ def unisrec_plan(datasets: list[str], backbones: list[str], modes: list[str], id
 
 
 def tiger_plan(datasets: list[str], backbones: list[str], extra_backbones: dict[str, list[str]],
-               id_variants: list[str], seeds: list[int], rqvae: dict[str, Any], tiger: dict[str, Any],
-               dataset_tiger: dict[str, dict[str, Any]], **data_slice: Any) -> Iterator[Run]:
-    """Per dataset and seed: every backbone (and the dataset's `extra_backbones`) with every ID variant; the
-    settings are `tiger` with the dataset's `dataset_tiger` on top."""
+               id_variants: list[str], extra_id_variants: dict[str, dict[str, list[str]]], seeds: list[int],
+               rqvae: dict[str, Any], tiger: dict[str, Any], dataset_tiger: dict[str, dict[str, Any]],
+               **data_slice: Any) -> Iterator[Run]:
+    """Per dataset and seed: every backbone (and the dataset's `extra_backbones`) with every ID variant (and the
+    dataset's `extra_id_variants` of the backbone: the ID-variant comparison on the same codes); the settings are
+    `tiger` with the dataset's `dataset_tiger` on top."""
     for name in datasets:
         settings = {**tiger, **(dataset_tiger or {}).get(name, {})}
+        more_variants = (extra_id_variants or {}).get(name, {})
         for seed in seeds:
             for backbone in backbones + (extra_backbones or {}).get(name, []):
-                for variant in id_variants:
+                extra = [v for v in more_variants.get(backbone, []) if v not in id_variants]
+                for variant in id_variants + extra:
                     yield Run("tiger", name, backbone, variant, seed, settings, rqvae, **data_slice)
 
 
 def _plan_arguments(notebook: str, params: dict[str, Any]) -> dict[str, Any]:
     names = {"04_unisrec": ("datasets", "backbones", "modes", "id_baseline", "seeds", "unisrec", "dataset_unisrec"),
-             "05_tiger": ("datasets", "backbones", "extra_backbones", "id_variants", "seeds", "rqvae", "tiger",
-                          "dataset_tiger")}
+             "05_tiger": ("datasets", "backbones", "extra_backbones", "id_variants", "extra_id_variants", "seeds",
+                          "rqvae", "tiger", "dataset_tiger")}
     names = (*names[notebook], "data_dir", "max_items", "max_users")
     missing = [name for name in names if name not in params]
     if missing:
@@ -191,7 +195,7 @@ def inputs(run: Run, backbone_of: BackboneOf, device: str | None = None, cached_
     tokenized = semantic_ids.tokenize(x, p.fit_items, "rqvae", config, progress=progress, cached_only=cached_only)
     if tokenized is None:
         return labels, None
-    ids = semantic_ids.item_ids(tokenized.codes, run.variant)
+    ids = semantic_ids.item_ids(tokenized.codes, run.variant, tokenized.unique)
     return labels | {"distinct IDs": len(np.unique(ids, axis=0))}, (ids,)
 
 

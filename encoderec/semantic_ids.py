@@ -108,14 +108,22 @@ def collision_free_last_level(codes: Any, distances: Any) -> np.ndarray:
     return out
 
 
-ID_VARIANTS = ("dedup", "shared")
+ID_VARIANTS = ("dedup", "unique", "shared")
 
 
-def item_ids(codes: Any, variant: str) -> np.ndarray:
+def item_ids(codes: Any, variant: str, unique: Any = None) -> np.ndarray:
     """The IDs TIGER generates, from an RQ-VAE's codes: "dedup", TIGER's own (a 4th code numbering the items that
-    share their codes, `with_dedup_code`), or "shared" (the codes as they are; items that collide share an ID)."""
+    share their codes, `with_dedup_code`); "unique", the codes with `unique`'s collision-free last level
+    (`collision_free_last_level`: as many levels, no collision, the last code of some colliding items moved to a
+    free one); or "shared" (the codes as they are; items that collide share an ID)."""
     if variant == "dedup":
         return with_dedup_code(codes)
+    if variant == "unique":
+        if unique is None:
+            raise EncoderecError("id_variants: 'unique' needs the collision-free last level, which this tokenization "
+                                 "does not have (a prefix group holds more items than the codebook has codes); use "
+                                 "dedup, or a larger codebook_size")
+        return check_codes(unique)
     if variant == "shared":
         return check_codes(codes)
     raise EncoderecError(f"id_variants: unknown {variant!r}; use one of {', '.join(ID_VARIANTS)}")

@@ -274,7 +274,31 @@ def claims(results: dict[str, dict[str, Any]]) -> list[Claim]:
     out.append(Claim("EncodeRec-22M is competitive with BLaIR with 6-16x fewer parameters", "Section 4.2",
                      "not testable here", "BLaIR's weights cannot be loaded on this machine (no Hugging Face hub); "
                      "the notebooks accept any Hugging Face id, so a user with internet can add the row"))
+    variants = results.get("tiger", {}).get("variants") or []
+    if variants:
+        out.append(Claim("Our extension, not a claim of the paper: what a semantic-ID collision costs TIGER (the "
+                         "paper: collisions are 'a major source of ambiguity and error')", "beyond the paper",
+                         "measured", variant_evidence(variants)))
     return out
+
+
+def variant_evidence(rows: Sequence[dict[str, Any]], metric: str = METRIC) -> str:
+    """One sentence per ID variant on TIGER's "variants" rows (`tables.against_dedup`): how often it is significantly
+    better or worse than TIGER's dedup IDs on the same codes, then each setting's numbers."""
+    words = {"unique": "collision-free 3-code IDs (Hungarian last code)", "shared": "shared 3-code IDs (1/g credit)"}
+    out = []
+    for ids in sorted({r["ids"] for r in rows}, key=list(words).index):
+        chosen = [r for r in rows if r["ids"] == ids]
+        better = sum(_significance(r, metric) == "*" for r in chosen)
+        worse = sum(_significance(r, metric) == "†" for r in chosen)
+        details = "; ".join(
+            f"{r['dataset']} {r['backbone']}: {r[f'base {metric}']:.4f} → {r[f'model {metric}']:.4f} "
+            f"({_percent(_relative(r[f'model {metric}'], r[f'base {metric}']))}, {format_p(p_value(r))}, "
+            f"{r['seeds']} seeds)" for r in chosen)
+        out.append(f"{words.get(ids, ids)} against TIGER's dedup code, {metric}, paired Wilcoxon over test users: "
+                   f"significantly better in {better} of {len(chosen)} settings, significantly worse in {worse} "
+                   f"({details}).")
+    return " ".join(out)
 
 
 # --------------------------------------------------------------------------- the document
@@ -343,7 +367,7 @@ def sections(results: dict[str, dict[str, Any]], found: Sequence[Claim],
             out.append(Section(layout.title, ["Ours, then as published: " + "; ".join(
                 paper.SOURCES[t] for t in layout.paper_tables) + "."],
                 [_records(marked_table(results[name], layout)), *map(_records, published)]))
-    out += scale_published_and_pending(results)
+    out += further_sections(results)
     if "collisions" in results:
         out.append(Section("Semantic-ID collisions (RQ-VAE 3 x 256, collision rate at 3 levels)", [
             "(items - distinct 3-code IDs) / items, mean ± std over seeds; the paper reports none for EncodeRec."],
@@ -359,14 +383,21 @@ def sections(results: dict[str, dict[str, Any]], found: Sequence[Claim],
     return out
 
 
-def scale_published_and_pending(results: dict[str, dict[str, Any]]) -> list[Section]:
-    """The sections on the larger EncodeRec, on TIGER beside the published TIGER, and on the runs still pending."""
+def further_sections(results: dict[str, dict[str, Any]]) -> list[Section]:
+    """The sections on the larger EncodeRec, on what a collision costs TIGER (our extension), on TIGER beside the
+    published TIGER, and on the runs still pending."""
     out = []
     scale = scaling_table(results)
     if not scale.empty:
         out.append(Section("Scale: the larger EncodeRec against the smaller", [
             f"Each setting where both ran: {METRIC} of each (mean over its seeds), relative change and the paired "
             "Wilcoxon test over queries (Table 1) or test users (Tables 2 and 3)."], [_records(scale)]))
+    variants = results.get("tiger", {}).get("variants") or []
+    if variants:
+        out.append(Section("What a collision costs TIGER (our extension)", [
+            "On the same RQ-VAE codes of a backbone: collision-free 3-code IDs (the Hungarian re-assignment of the last "
+            "code) and shared 3-code IDs (1/g credit) against TIGER's 4th dedup code; NDCG@10 of each (mean over its "
+            "seeds), paired Wilcoxon over test users."], [variants]))
     published = results.get("tiger", {}).get("published") or []
     if published:
         out.append(Section("TIGER on Beauty and Toys beside the published TIGER", [

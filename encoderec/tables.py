@@ -57,6 +57,14 @@ def recommender_runs(runs: list[dict[str, Any]], keys: list[str],
     return table, seed_summary(table, [k for k in keys if k != "seed"], columns), per_user
 
 
+def against_dedup(per_user: dict[tuple, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """TIGER's ID variants of one backbone against its "dedup" IDs (`recommender_runs`' per-user values keyed by
+    dataset, backbone, ids, seed): `metrics.against_base` rows with the variant in the model's place."""
+    by_variant = {(dataset, ids, backbone, seed): values for (dataset, backbone, ids, seed), values in per_user.items()}
+    rows = metrics.against_base(by_variant, {"unique": "dedup", "shared": "dedup"})
+    return pd.DataFrame(rows).rename(columns={"variant": "backbone", "model": "ids", "base": "against"})
+
+
 def learning_curves(runs: list[dict[str, Any]], label: Callable[[dict], str], seed: int) -> pd.DataFrame:
     """One row per epoch of every run with `seed`: its dataset, `label(run)` and the epoch's history record."""
     return pd.DataFrame([{"dataset": run["dataset"], "run": label(run), **record}

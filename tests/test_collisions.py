@@ -167,5 +167,9 @@ def test_item_ids_for_tiger():
     codes = np.array([[0, 1], [0, 1], [2, 3]])
     assert item_ids(codes, "dedup").tolist() == [[0, 1, 0], [0, 1, 1], [2, 3, 0]]
     assert item_ids(codes, "shared").tolist() == codes.tolist()
-    with pytest.raises(EncoderecError, match="id_variants: unknown 'x'; use one of dedup, shared"):
+    with pytest.raises(EncoderecError, match="id_variants: unknown 'x'; use one of dedup, unique, shared"):
         item_ids(codes, "x")
+    unique = [[0, 1], [0, 2], [2, 3]]
+    assert item_ids(codes, "unique", unique).tolist() == unique
+    with pytest.raises(EncoderecError, match="'unique' needs the collision-free last level"):
+        item_ids(codes, "unique")

@@ -15,8 +15,8 @@ UNISREC = {"datasets": ["A", "B"], "backbones": ["x", "y"], "modes": ["inductive
            "seeds": [0, 1], "unisrec": {"epochs": 3}, "dataset_unisrec": {"B": {"epochs": 9}}, "data_dir": None,
            "max_items": None, "max_users": None}
 TIGER = {"datasets": ["A", "B"], "backbones": ["x"], "extra_backbones": {"B": ["random"]},
-         "id_variants": ["dedup", "shared"], "seeds": [0], "rqvae": {"epochs": 2}, "tiger": {"epochs": 3},
-         "dataset_tiger": {"A": {"layers": 1}}, "data_dir": None, "max_items": None, "max_users": None}
+         "id_variants": ["dedup", "shared"], "extra_id_variants": {"B": {"random": ["unique", "dedup"]}}, "seeds": [0],
+         "rqvae": {"epochs": 2}, "tiger": {"epochs": 3}, "dataset_tiger": {"A": {"layers": 1}}, "data_dir": None, "max_items": None, "max_users": None}
 
 
 def test_unisrec_plan_follows_the_notebook_loops():
@@ -32,7 +32,7 @@ def test_tiger_plan_adds_each_datasets_extra_backbones_and_settings():
     plan = runs.plan("05_tiger", TIGER)
     assert [(r.dataset, r.backbone, r.variant) for r in plan] == [
         ("A", "x", "dedup"), ("A", "x", "shared"), ("B", "x", "dedup"), ("B", "x", "shared"),
-        ("B", "random", "dedup"), ("B", "random", "shared")]
+        ("B", "random", "dedup"), ("B", "random", "shared"), ("B", "random", "unique")]
     assert plan[0].config().layers == 1 and plan[2].config().layers == 4
     assert plan[0].rqvae == {"epochs": 2}
 

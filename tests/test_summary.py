@@ -198,10 +198,29 @@ def test_sections_show_scale_published_tiger_and_pending_runs():
     results = {"unisrec": {"scaling": [scaling(0.1, 0.2, 0.01)], "pending": [
                    {"dataset": "Beauty", "model": "EncodeRec-110M", "mode": "inductive", "seed": 0}]},
                "tiger": {"published": [{"dataset": "Beauty", "model": "EncodeRec-22M", "ours Recall@10": 0.06}]}}
-    titles = {s.title: s for s in summary.scale_published_and_pending(results)}
+    titles = {s.title: s for s in summary.further_sections(results)}
     scale = titles["Scale: the larger EncodeRec against the smaller"].tables[0][0]
     assert (scale["setting"], scale["larger"], scale["relative change"]) == ("A (inductive)", "EncodeRec-110M", "+100.0%")
     assert titles["TIGER on Beauty and Toys beside the published TIGER"].tables[0][0]["ours Recall@10"] == 0.06
     assert titles["Pending runs"].tables[0][0] == {"experiment": "unisrec", "dataset": "Beauty",
                                                    "model": "EncodeRec-110M", "mode": "inductive", "seed": 0}
-    assert summary.scale_published_and_pending({"unisrec": {"pending": []}}) == []
+    assert summary.further_sections({"unisrec": {"pending": []}}) == []
+
+
+def test_the_id_variant_comparison_is_our_extension_with_a_sentence_per_variant():
+    variant = lambda ids, base, model, p, backbone: {  # noqa: E731
+        "dataset": "S", "backbone": backbone, "ids": ids, "against": "dedup", "seeds": 2, "base NDCG@10": base,
+        "model NDCG@10": model, "p (wilcoxon, NDCG@10)": p}
+    rows = [variant("shared", 0.04, 0.02, 0.001, "m"), variant("unique", 0.04, 0.05, 0.01, "m"),
+            variant("unique", 0.04, 0.041, 0.6, "e")]
+    runs = [{"dataset": "S", "backbone": b, "ids": ids, "seed": 0, "Recall@5": 0.1, "NDCG@5": 0.1, "Recall@10": 0.1,
+             "NDCG@10": 0.04} for b in ("m", "e") for ids in ("dedup", "unique")]
+    results = {"tiger": {"variants": rows, "rows": runs, "comparison": []}}
+    found = summary.claims(results)
+    assert len(found) == 7 and found[-1].verdict == "measured" and "not a claim of the paper" in found[-1].claim
+    unique, shared = found[-1].evidence.split(". shared")
+    assert unique.startswith("collision-free 3-code IDs") and "significantly better in 1 of 2 settings" in unique
+    assert "S m: 0.0400 → 0.0500 (+25.0%, p = 0.01, 2 seeds)" in unique
+    assert "significantly worse in 1" in shared
+    titles = [s.title for s in summary.further_sections(results)]
+    assert "What a collision costs TIGER (our extension)" in titles

@@ -45,3 +45,17 @@ def test_departures_list_the_changed_settings_only():
     assert table.to_dict(orient="records") == [{"setting": "layers", "this run": 2, "reference": 4},
                                                {"setting": "epochs", "this run": 14, "reference": 200}]
     assert tables.departures(TigerConfig(), TigerConfig()).empty
+
+
+def test_against_dedup_compares_each_id_variant_with_the_same_backbones_dedup_ids():
+    ndcg = {"dedup": [0.1, 0.2, 0.3], "unique": [0.2, 0.3, 0.4], "shared": [0.0, 0.1, 0.1]}
+    per_user = {("D", backbone, ids, seed): {"NDCG@10": np.array(values)}
+                for backbone in ("m", "e") for ids, values in ndcg.items() for seed in (0, 1)
+                if not (backbone == "e" and ids == "shared")}
+    per_user[("D", "lonely", "unique", 0)] = {"NDCG@10": np.array([0.5, 0.5, 0.5])}  # no dedup run to pair with
+    rows = tables.against_dedup(per_user)
+    assert sorted(zip(rows["backbone"], rows["ids"], rows["against"], rows["seeds"])) == [
+        ("e", "unique", "dedup", 2), ("m", "shared", "dedup", 2), ("m", "unique", "dedup", 2)]
+    unique = rows[(rows["backbone"] == "m") & (rows["ids"] == "unique")].iloc[0]
+    assert unique["model NDCG@10"] > unique["base NDCG@10"]
+    assert tables.against_dedup({("D", "m", "dedup", 0): {"NDCG@10": np.array([0.1])}}).empty
