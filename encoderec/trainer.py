@@ -89,12 +89,13 @@ class TrainConfig(Checked):
     save_steps: int = 10
     eval_at_end: bool = True
     precision: str = "auto"  # "bf16" autocast, "fp32"; "auto" is resolved on construction (encoderec.precision)
+    interaction_ratio: float = 0.0  # EncodeRec+: interaction pairs per metadata pair (0: the paper's recipe)
 
     def __post_init__(self) -> None:
         # YAML gives lists and sometimes numeric strings: normalise them before checking
         for field in ("datasets", "query_fields", "document_fields"):
             setattr(self, field, _names(field, getattr(self, field)))
-        for field in ("held_out_fraction", "learning_rate", "warmup_ratio", "epochs", "temperature"):
+        for field in ("held_out_fraction", "learning_rate", "warmup_ratio", "epochs", "temperature", "interaction_ratio"):
             setattr(self, field, _number(field, getattr(self, field)))
         super().__post_init__()
         # resolved here, so the fingerprint names the precision the model was trained in
@@ -102,7 +103,7 @@ class TrainConfig(Checked):
 
     def _rules(self) -> Iterator[tuple[str, Any, str]]:
         """(field, whether its value is valid, what a valid value is); a rule may rely on the ones before it."""
-        yield "name", isinstance(self.name, str) and re.fullmatch(r"[\w.-]+", self.name), "a folder-safe name"
+        yield "name", isinstance(self.name, str) and re.fullmatch(r"[\w.+-]+", self.name), "a folder-safe name"
         yield "backbone", isinstance(self.backbone, str) and self.backbone, "an alias, folder or Hugging Face id"
         yield "datasets", len(set(self.datasets)) == len(self.datasets), "distinct names"
         yield "held_out_fraction", 0 <= self.held_out_fraction < 1, "a fraction in [0, 1)"
@@ -120,6 +121,7 @@ class TrainConfig(Checked):
         yield "symmetric", isinstance(self.symmetric, bool), "true or false"
         yield "eval_at_end", isinstance(self.eval_at_end, bool), "true or false"
         yield "precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"
+        yield "interaction_ratio", self.interaction_ratio >= 0, "a number >= 0"
 
     @classmethod
     def from_dict(cls, values: Any, source: str = "config") -> TrainConfig:
@@ -142,7 +144,10 @@ class TrainConfig(Checked):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def fingerprint(self) -> str:
-        return sha256_text(json.dumps(self.to_dict(), sort_keys=True))
+        fields = self.to_dict()
+        if not fields["interaction_ratio"]:  # the paper's recipe keeps the folder it had before EncodeRec+ existed
+            del fields["interaction_ratio"]
+        return sha256_text(json.dumps(fields, sort_keys=True))
 
     def view(self) -> data.TextView:
         return data.TextView(self.query_fields, self.document_fields)
@@ -184,25 +189,26 @@ def training_pairs(cfg: TrainConfig, data_dir: str | os.PathLike | None = None) 
     """The ("query", "document") pairs to train on, and counts of what was kept and dropped per dataset.
 
     The returned dict is {"datasets": {name: {items, held_out, document_match, empty, duplicate, kept}},
-    "pairs": number of pairs returned (after max_pairs), "sha256": hash of the pairs}.
+    "pairs": number of pairs returned (after max_pairs, interaction pairs included), "sha256": hash of the pairs},
+    and with `interaction_ratio` "interactions" (`interaction_pairs`).
     """
     view = cfg.view()
-    texts = {}  # dataset name -> (items, queries, documents)
+    texts = {}  # dataset name -> (dataset, queries, documents)
     for name in cfg.datasets:
         ds = data.load_dataset(name, data_dir)
-        texts[name] = (ds.items, view.queries(ds), view.documents(ds))
+        texts[name] = (ds, view.queries(ds), view.documents(ds))
     held_out_documents = {
         document
-        for items, _, documents in texts.values()
-        for item, document in zip(items, documents)
+        for ds, _, documents in texts.values()
+        for item, document in zip(ds.items, documents)
         if document and data.is_held_out(item["title"], cfg.held_out_fraction)
     }
     kept: dict[tuple[str, str], None] = {}  # an ordered set: corpus order, fast duplicate checks
     counts = {}
-    for name, (items, queries, documents) in texts.items():
+    for name, (ds, queries, documents) in texts.items():
         counts[name] = dict.fromkeys(("items", "held_out", "document_match", "empty", "duplicate", "kept"), 0)
-        counts[name]["items"] = len(items)
-        for item, query, document in zip(items, queries, documents):
+        counts[name]["items"] = len(ds.items)
+        for item, query, document in zip(ds.items, queries, documents):
             reason = _exclusion(item, query, document, cfg.held_out_fraction, held_out_documents, kept)
             counts[name][reason or "kept"] += 1
             if reason is None:
@@ -211,8 +217,54 @@ def training_pairs(cfg: TrainConfig, data_dir: str | os.PathLike | None = None) 
     if cfg.max_pairs is not None and cfg.max_pairs < len(pairs):
         # seeded, so a config always trains on the same subset; sorted, so the subset keeps the corpus order
         pairs = [pairs[i] for i in sorted(random.Random(cfg.seed).sample(range(len(pairs)), cfg.max_pairs))]
-    corpus = {"datasets": counts, "pairs": len(pairs), "sha256": sha256_text(*(q + "\0" + d for q, d in pairs))}
+    extra = {}
+    if cfg.interaction_ratio:
+        interactions, extra["interactions"] = interaction_pairs(cfg, texts, held_out_documents, set(pairs))
+        pairs += interactions
+    corpus = {"datasets": counts, "pairs": len(pairs), "sha256": sha256_text(*(q + "\0" + d for q, d in pairs)),
+              **extra}
     return datasets.Dataset.from_dict({"query": [q for q, _ in pairs], "document": [d for _, d in pairs]}), corpus
+
+
+def interaction_pairs(cfg: TrainConfig, texts: dict[str, tuple[data.Dataset, list[str], list[str]]],
+                      held_out_documents: set[str], metadata_pairs: set[tuple[str, str]]
+                      ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """EncodeRec+: (title of an item, document of the item a user bought next) from the training part of every
+    sequence of the datasets that have interactions (leave-one-out: a user's validation and test interactions are
+    never used), `interaction_ratio` of them per metadata pair (a seeded sample of the distinct pairs, in corpus
+    order), to be mixed with the metadata pairs in the same batches.
+
+    A pair is dropped when either item is held out (its text stays out of training, as in the metadata pairs), when
+    its document is a held-out item's document, when a text is empty, when the two items are the same, or when it
+    repeats a pair already kept. Returns the pairs and {"ratio", "candidates", "pairs", "per dataset": transitions
+    seen, held-out, other exclusions}."""
+    fraction = cfg.held_out_fraction
+    candidates: dict[tuple[str, str], None] = {}
+    seen: dict[str, dict[str, int]] = {}
+    for name, (ds, queries, documents) in texts.items():
+        if not ds.has_interactions:
+            continue
+        count = seen[name] = {"transitions": 0, "held_out": 0, "excluded": 0}
+        for sequence in data.split(ds, "leave_one_out").train:
+            for a, b in zip(sequence, sequence[1:]):
+                count["transitions"] += 1
+                query, document = queries[a], documents[b]
+                if data.is_held_out(ds.items[a]["title"], fraction) or data.is_held_out(ds.items[b]["title"], fraction):
+                    count["held_out"] += 1
+                elif (a == b or not query or not document or document in held_out_documents
+                      or (query, document) in metadata_pairs or (query, document) in candidates):
+                    count["excluded"] += 1
+                else:
+                    candidates[query, document] = None
+    pool = list(candidates)
+    wanted = min(len(pool), round(cfg.interaction_ratio * len(metadata_pairs)))
+    chosen = [pool[i] for i in sorted(random.Random(cfg.seed).sample(range(len(pool)), wanted))]
+    if not chosen:
+        raise EncoderecError(f"TrainConfig.interaction_ratio {cfg.interaction_ratio}: none of the datasets "
+                             f"{', '.join(cfg.datasets)} has a training interaction to pair; add one with "
+                             f"<name>.inter.json, or set interaction_ratio to 0")
+    return chosen, {"ratio": cfg.interaction_ratio, "candidates": len(pool), "pairs": len(chosen),
+                    "per dataset": seen}
 
 
 def _exclusion(

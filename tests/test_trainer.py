@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from sentence_transformers import SentenceTransformer, SentenceTransformerTraine
 
 from encoderec import cli, data, trainer
 from encoderec.errors import EncoderecError
-from encoderec.io import read_json
+from encoderec.io import read_json, sha256_text
 from encoderec.trainer import TrainConfig
 from tests.conftest import WORDS, write_dataset
 
@@ -128,6 +129,44 @@ def test_max_pairs_is_a_seeded_subset_in_corpus_order(data_dir):
     assert sorted(first, key=queries.index) == first
 
 
+def test_interaction_pairs_come_from_training_interactions_only(tmp_path):
+    """EncodeRec+: (title of a, document of the next item b) from the training part of each sequence."""
+    (held,), (*kept, meta) = titles(True, 1), titles(False, 8)
+    items = {str(i): {"title": t, "description": f"doc {i}"} for i, t in enumerate(kept)}
+    items["7"] = {"title": held, "description": "doc held"}
+    sequences = {"0": [0, 1, 2, 3, 4],  # training part 0 1 2; 2 -> 3 is the validation interaction
+                 "1": [5, 5, 6, 0, 1],  # 5 -> 5 repeats an item; 6 is its last training item
+                 "2": [0, 7, 1, 2, 3]}  # 0 -> 7 and 7 -> 1 touch a held-out item
+    write_dataset(tmp_path, "S", items, sequences)
+    write_dataset(tmp_path, "M", {"0": {"title": meta, "description": "meta doc"}})  # no interactions
+    cfg = TrainConfig(datasets=("S", "M"), held_out_fraction=0.5, interaction_ratio=10.0)
+
+    pairs, corpus = trainer.training_pairs(cfg, tmp_path)
+
+    metadata = [(t, f"doc {i}") for i, t in enumerate(kept)] + [(meta, "meta doc")]
+    interactions = [(kept[0], "doc 1"), (kept[1], "doc 2"), (kept[5], "doc 6")]
+    assert list(zip(pairs["query"], pairs["document"])) == metadata + interactions
+    assert corpus["interactions"] == {"ratio": 10.0, "candidates": 3, "pairs": 3, "per dataset": {
+        "S": {"transitions": 6, "held_out": 2, "excluded": 1}}}
+    assert corpus["pairs"] == len(metadata) + 3
+
+    few, corpus = trainer.training_pairs(dataclasses.replace(cfg, interaction_ratio=0.25), tmp_path)
+    assert corpus["interactions"]["pairs"] == 2 and len(few) == len(metadata) + 2  # round(0.25 x 8) of the 3
+
+
+def test_interaction_ratio_without_interactions_says_how_to_fix_it(data_dir):
+    with pytest.raises(EncoderecError, match="interaction_ratio 0.5: none of the datasets A has a training"):
+        trainer.training_pairs(TrainConfig(datasets=("A",), interaction_ratio=0.5), data_dir)
+
+
+def test_the_papers_recipe_keeps_its_fingerprint_beside_encoderec_plus():
+    fields = TrainConfig().to_dict()
+    del fields["interaction_ratio"]
+    assert TrainConfig().fingerprint() == sha256_text(json.dumps(fields, sort_keys=True))
+    assert TrainConfig(interaction_ratio=0.5).fingerprint() != TrainConfig().fingerprint()
+    assert TrainConfig(name="EncodeRec+-22M").name == "EncodeRec+-22M"
+
+
 # --------------------------------------------------------------------------- configuration
 
 
@@ -144,6 +183,7 @@ def test_max_pairs_is_a_seeded_subset_in_corpus_order(data_dir):
         ("max_pairs", 2.5),
         ("symmetric", "yes"),
         ("name", "a/b"),
+        ("interaction_ratio", -1),
     ],
 )
 def test_invalid_config_values_name_the_field(field, value):
