@@ -13,6 +13,8 @@ from encoderec import metrics
 
 # Each fine-tuned model and the smaller one it is compared with for the paper's claim that scale helps.
 LARGER_THAN = {"EncodeRec-110M": "EncodeRec-22M"}
+# our extension (issue 17): the same recipe with interaction pairs, at the chosen ratio and two others
+PLUS_OF = {name: "EncodeRec-22M" for name in ("EncodeRec+-22M", "EncodeRec+0.25-22M", "EncodeRec+1.0-22M")}
 
 
 def seed_summary(table: pd.DataFrame, by: list[str], columns: dict[str, str],

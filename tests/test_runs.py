@@ -63,12 +63,12 @@ def test_paper_gpu_parts_train_exactly_what_the_notebook_leaves_to_the_gpu(noteb
 
 
 def test_paper_gpu_set_of_seed_0():
-    """UniSRec: ID-only SASRec and five text backbones; TIGER: four encoders, random and TF-IDF; on Beauty and Toys."""
+    """UniSRec: ID-only SASRec and six text backbones; TIGER: five encoders, random and TF-IDF; on Beauty and Toys."""
     unisrec = runs.plan("04_unisrec", runner.part_parameters("paper", "gpu-unisrec-seed0")[1])
     tiger = runs.plan("05_tiger", runner.part_parameters("paper", "gpu-tiger-seed0")[1])
-    assert len(unisrec) == 2 * 6 and len(tiger) == 2 * 6
-    assert {r.backbone for r in tiger} >= {"all-MiniLM-L6-v2", "EncodeRec-22M", "EncodeRec-110M", "random",
-                                          "tfidf-svd"}
+    assert len(unisrec) == 2 * 7 and len(tiger) == 2 * 7
+    assert {r.backbone for r in tiger} >= {"all-MiniLM-L6-v2", "EncodeRec-22M", "EncodeRec-110M", "EncodeRec+-22M",
+                                          "random", "tfidf-svd"}
     assert {r.seed for r in unisrec + tiger} == {0}
     assert {r.config().layers for r in tiger} == {4}  # TIGER's own size on the GPU
 

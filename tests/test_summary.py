@@ -224,3 +224,12 @@ def test_the_id_variant_comparison_is_our_extension_with_a_sentence_per_variant(
     assert "significantly worse in 1" in shared
     titles = [s.title for s in summary.further_sections(results)]
     assert "What a collision costs TIGER (our extension)" in titles
+
+
+def test_encoderec_plus_is_graded_as_our_extension_against_encoderec_22m():
+    row = comparison(0.1, 0.2, 0.01, name="EncodeRec+-22M") | {"base": "EncodeRec-22M"}
+    found = summary.claims({"unisrec": {"plus": [row], "comparison": [], "rows": unisrec_rows({})}})
+    plus = [c for c in found if c.claim.startswith("Our extension") and "EncodeRec+" in c.claim]
+    assert len(plus) == 1 and plus[0].verdict == "reproduced" and plus[0].where == "beyond the paper"
+    assert "EncodeRec+-22M (interaction-aware" in plus[0].evidence and "significantly better in 1 of 1" in plus[0].evidence
+    assert summary.plus_verdict({})[0] == "not testable here"
