@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from encoderec.errors import EncoderecError
 
@@ -79,37 +80,30 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> None:
     from encoderec import data, export
-    from encoderec.rqvae import RQVAEConfig
 
     dataset = data.load_dataset(args.dataset, args.data_dir)
     options = {"profile": args.profile, "seed": args.seed, "device": args.device}
     if args.what == "embeddings":
         path = export.export_embeddings(dataset, args.model, args.out, **options)
     else:
-        config = RQVAEConfig(**{"seed": args.seed, **(_yaml_mapping(args.rqvae, "--rqvae") if args.rqvae else {})})
+        config = _rqvae_config(args.rqvae, args.seed)
         path = export.export_semantic_ids(dataset, args.model, args.out, args.tokenizer, config, **options)
     print(path)
 
 
-def _yaml_mapping(text: str, what: str) -> dict:
-    """RQVAEConfig fields from the command line; anything else is a one-line error naming the flag."""
-    import dataclasses
-
+def _rqvae_config(text: str | None, seed: int) -> Any:
+    """RQVAEConfig from --rqvae's YAML fields (and --seed); anything else is a one-line error naming the flag."""
     import yaml
 
     from encoderec.rqvae import RQVAEConfig
 
     try:
-        value = yaml.safe_load(text)
+        fields = yaml.safe_load(text) if text else {}
     except yaml.YAMLError:
-        value = None
-    if not isinstance(value, dict):
-        raise EncoderecError(f"{what} {text!r}: expected a YAML mapping such as '{{levels: 3, codebook_size: 256}}'")
-    known = [f.name for f in dataclasses.fields(RQVAEConfig)]
-    unknown = [key for key in value if key not in known]
-    if unknown:
-        raise EncoderecError(f"{what}: unknown field {unknown[0]!r}; RQVAEConfig has {', '.join(known)}")
-    return value
+        fields = None
+    if not isinstance(fields, dict):
+        raise EncoderecError(f"--rqvae {text!r}: expected a YAML mapping such as '{{levels: 3, codebook_size: 256}}'")
+    return RQVAEConfig.from_dict({"seed": seed, **fields}, source="--rqvae")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:

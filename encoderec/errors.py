@@ -23,10 +23,29 @@ class EncoderecError(Exception):
 
 
 class Checked:
-    """Base of the config dataclasses: after __init__, `check_fields` runs the config's `_rules()`."""
+    """Base of the config dataclasses: after __init__, `check_fields` runs the config's `_rules()`; `from_dict` builds
+    one from a mapping (parsed YAML), naming where it came from in every error."""
 
     def __post_init__(self) -> None:
         check_fields(self, self._rules())
+
+    @classmethod
+    def from_dict(cls, values: Any, source: str = "config") -> Any:
+        """A config from a mapping of field names (e.g. parsed YAML); errors name `source` and the key."""
+        import dataclasses
+
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise EncoderecError(f"{source}: expected a mapping of {cls.__name__} fields, got {type(values).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = [key for key in values if key not in known]
+        if unknown:
+            raise EncoderecError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(known)}")
+        try:
+            return cls(**values)
+        except EncoderecError as e:
+            raise EncoderecError(f"{source}: {e}") from None
 
     def _rules(self) -> Iterator[tuple[str, Any, str]]:
         return iter(())

@@ -123,22 +123,6 @@ class TrainConfig(Checked):
         yield "precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"
         yield "interaction_ratio", self.interaction_ratio >= 0, "a number >= 0"
 
-    @classmethod
-    def from_dict(cls, values: Any, source: str = "config") -> TrainConfig:
-        """A config from a mapping of field names (e.g. parsed YAML); errors name `source` and the key."""
-        if values is None:
-            values = {}
-        if not isinstance(values, dict):
-            raise EncoderecError(f"{source}: expected a mapping of TrainConfig fields, got {type(values).__name__}")
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = [key for key in values if key not in known]
-        if unknown:
-            raise EncoderecError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(known)}")
-        try:
-            return cls(**values)
-        except EncoderecError as e:
-            raise EncoderecError(f"{source}: {e}") from None
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (tuples as lists, so the dict equals itself after a round trip through JSON)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

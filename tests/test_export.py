@@ -96,11 +96,11 @@ def test_a_model_folder_is_named_by_its_fingerprint(catalogue, tmp_path, tiny_st
 @pytest.mark.parametrize(("args", "message"), [
     (["embeddings", "Cat", "--model", "tfidf-svd", "--out", "{tmp}"], "is a folder; give a file name"),
     (["semantic-ids", "Cat", "--model", "random", "--rqvae", "{levelz: 3}", "--out", "{tmp}/x.parquet"],
-     "--rqvae: unknown field 'levelz'; RQVAEConfig has"),
+     "--rqvae: unknown key 'levelz'; known keys: input_dim"),
     (["semantic-ids", "Cat", "--model", "random", "--rqvae", "[1, 2]", "--out", "{tmp}/x.parquet"],
      "expected a YAML mapping"),
     (["semantic-ids", "Cat", "--model", "random", "--rqvae", "{levels: 0}", "--out", "{tmp}/x.parquet"],
-     "RQVAEConfig.levels: expected a positive integer"),
+     "--rqvae: RQVAEConfig.levels: expected a positive integer"),
     (["embeddings", "Cat", "--model", "EncodeRec-22M", "--profile", "nothing-trained", "--out", "{tmp}/x.parquet"],
      "train EncodeRec-22M first"),
     (["embeddings", "Nope", "--model", "random", "--out", "{tmp}/x.parquet"], "Nope"),
