@@ -75,6 +75,17 @@ display(pd.DataFrame(corpus["datasets"]).T)
 print(f"{len(pairs)} training pairs; first: {pairs[0]['query']!r} -> {pairs[0]['document'][:120]!r}")
 
 # %% [markdown]
+# EncodeRec+ (our extension, a model with `interaction_ratio` > 0) adds (title of an item, document of the item the
+# same user bought next) pairs from the training part of every sequence (leave-one-out: no validation or test
+# interaction of any user), `interaction_ratio` of them per metadata pair, mixed into the same batches; pairs that
+# touch a held-out item are dropped like the metadata pairs.
+
+# %%
+for cfg in configs:
+    if cfg.interaction_ratio:
+        print(cfg.name, f"seed {cfg.seed}:", trainer.training_pairs(cfg, data_dir)[1]["interactions"])
+
+# %% [markdown]
 # ## Training
 # Each model and seed is trained once; a finished folder is reused, an interrupted one resumes.
 
@@ -85,7 +96,9 @@ for cfg in configs:
     path = trainer.train(cfg, data_dir)
     info = read_json(path / "encoderec_config.json")
     trained.append({"name": cfg.name, "backbone": cfg.backbone, "seed": cfg.seed, "path": str(path),
-                    "pairs": info["corpus"]["pairs"], "train_wall_time_s": info["wall_seconds"],
+                    "pairs": info["corpus"]["pairs"], "interaction_ratio": cfg.interaction_ratio,
+                    "interaction pairs": info["corpus"].get("interactions", {}).get("pairs", 0),
+                    "train_wall_time_s": info["wall_seconds"],
                     "this_run_s": round(time.time() - started, 1),
                     "final_loss": info["loss_history"][-1]["loss"] if info["loss_history"] else None,
                     **{f"held-out {k.replace('_cosine_', ' ')}": v for k, v in info["held_out_metrics"].items()
