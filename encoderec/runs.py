@@ -318,7 +318,8 @@ def portable_encoder(encoder: str) -> str:
     """An encoder as every machine names it: a model that 01_encoderec fine-tuned (<cache>/encoderec/<name>-<config
     fingerprint>/final) by its path from "encoderec/" on, wherever the cache is; any other name as it is."""
     parts = Path(encoder).parts
-    return "/".join(parts[parts.index("encoderec"):]) if "encoderec" in parts[:-2] else encoder
+    folders = [i for i, part in enumerate(parts[:-2]) if part == "encoderec"]
+    return "/".join(parts[folders[-1]:]) if folders else encoder  # the last: a clone may be named encoderec too
 
 
 def archive_path(archive: Path, run: Run, key: str) -> Path:

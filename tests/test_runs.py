@@ -186,6 +186,7 @@ def test_a_damaged_archive_entry_is_named(rehearsal, tmp_path):
 @pytest.mark.parametrize(("encoder", "portable"), [
     ("/work/main/cache/encoderec/EncodeRec-22M-5b633df53fe3/final", "encoderec/EncodeRec-22M-5b633df53fe3/final"),
     ("/tmp/x/cache/encoderec/EncodeRec-22M-5b633df53fe3/final", "encoderec/EncodeRec-22M-5b633df53fe3/final"),
+    ("/home/u/encoderec/cache/encoderec/EncodeRec-22M-5b633df53fe3/final", "encoderec/EncodeRec-22M-5b633df53fe3/final"),
     ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2"), ("sentence-transformers/all-mpnet-base-v2",
                                                "sentence-transformers/all-mpnet-base-v2"), ("random", "random")])
 def test_an_encodeRec_model_is_named_by_its_recipe_folder_wherever_the_cache_is(encoder, portable):
