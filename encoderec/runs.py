@@ -354,5 +354,6 @@ def archive_run(finished: dict[str, Any], run: Run, backbone_of: BackboneOf, arc
     entry = {"identity": key_of, "record": finished,
              "provenance": {"git": report.git_commit(), "machine": report.machine(),
                             "archived_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}}
-    write_bytes(path, gzip.compress(json.dumps(entry, sort_keys=True).encode("utf-8"), mtime=0))
+    # keys in the record's own order: a notebook's table takes its columns from it, archived or not
+    write_bytes(path, gzip.compress(json.dumps(entry).encode("utf-8"), mtime=0))
     return path

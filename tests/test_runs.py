@@ -161,7 +161,8 @@ def test_an_archived_run_is_read_on_a_machine_without_its_caches(rehearsal, monk
     assert path.parent == archive / "unisrec" / "Cyc" and path.name.startswith("tfidf-svd-inductive-seed0-")
 
     monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "empty cache"))  # another machine: nothing cached
-    assert runs.execute(run, backbone_of, cached_only=True, archive=archive) == trained
+    read = runs.execute(run, backbone_of, cached_only=True, archive=archive)
+    assert read == trained and list(read) == list(trained)  # the same columns in the same order in a table
     assert runs.fit_all([run], backbone_of, archive=archive, progress=False) == [trained]
     assert not (tmp_path / "empty cache").exists()  # read without encoding or training anything
     assert runs.execute(run, backbone_of, cached_only=True)["result"] is None
