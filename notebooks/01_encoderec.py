@@ -75,19 +75,12 @@ display(pd.DataFrame(corpus["datasets"]).T)
 print(f"{len(pairs)} training pairs; first: {pairs[0]['query']!r} -> {pairs[0]['document'][:120]!r}")
 
 # %% [markdown]
-# EncodeRec+ (our extension, a model with `interaction_ratio` > 0) adds (title of an item, document of the item the
-# same user bought next) pairs from the training part of every sequence (leave-one-out: no validation or test
-# interaction of any user), `interaction_ratio` of them per metadata pair, mixed into the same batches; pairs that
-# touch a held-out item are dropped like the metadata pairs.
-
-# %%
-for cfg in configs:
-    if cfg.interaction_ratio:
-        print(cfg.name, f"seed {cfg.seed}:", trainer.training_pairs(cfg, data_dir)[1]["interactions"])
-
-# %% [markdown]
 # ## Training
-# Each model and seed is trained once; a finished folder is reused, an interrupted one resumes.
+# Each model and seed is trained once; a finished folder is reused, an interrupted one resumes. EncodeRec+ (our
+# extension, a model with `interaction_ratio` > 0) adds (title of an item, document of the item the same user bought
+# next) pairs from the training part of every sequence (leave-one-out: no validation or test interaction of any
+# user), `interaction_ratio` of them per metadata pair, mixed into the same batches; pairs that touch a held-out item
+# are dropped like the metadata pairs. The table gives each model's interaction pairs from its training record.
 
 # %%
 trained = []
