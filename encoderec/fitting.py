@@ -125,13 +125,15 @@ def train_with_early_stopping(
 
 def fit_and_rank(recommender: Any, kind: str, split: Split, inputs: tuple, inputs_key: str,
                  cache_dir: str | os.PathLike | None = None, progress: bool = True,
-                 cached_only: bool = False) -> dict[str, Any] | None:
+                 cached_only: bool = False,
+                 also: Callable[[Any], dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """Fit `recommender` on `split` with `inputs` (the item count and text embeddings, the semantic IDs, ...;
     `inputs_key` hashes them), then rank the validation and test examples; cached in <cache dir>/<kind>/<key>.json
     (see the module docstring). `kind` names the model's module, whose code version keys the cache.
 
     Returns {"config" (with the device it ran on), "best_epoch", "history", "fit_seconds", "rank_seconds",
-    "valid_ranks", "test_ranks"} and "valid_gains", "test_gains" when the recommender gives gains; with
+    "valid_ranks", "test_ranks"} and "valid_gains", "test_gains" when the recommender gives gains, and what
+    `also(fitted recommender)` adds (a model's own extra rankings); with
     `cached_only`, the cached result or None (nothing is trained)."""
     config = recommender.config
     resolved = dataclasses.replace(config, precision=precision_of(config))  # "auto" is not a setting to key on
@@ -150,6 +152,7 @@ def fit_and_rank(recommender: Any, kind: str, split: Split, inputs: tuple, input
             result[f"{name}_ranks"] = ranks.tolist()
             if gains is not None:
                 result[f"{name}_gains"] = gains.tolist()
+        result |= also(recommender) if also else {}
         result["rank_seconds"] = round(time.perf_counter() - fitted, 2)
         return result
 

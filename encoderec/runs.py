@@ -99,10 +99,21 @@ class Run:
 
 
 def plan(notebook: str, params: dict[str, Any]) -> list[Run]:
-    """The runs of `notebook` (04_unisrec or 05_tiger) with these parameters, in the order the notebook runs them."""
+    """The runs of `notebook` (04_unisrec or 05_tiger) with these parameters, in the order the notebook runs them
+    (04's `ablation` runs after its Table 2 runs, each run once)."""
     if notebook not in NOTEBOOKS:
         raise EncoderecError(f"{notebook}: has no recommender runs; use one of {', '.join(NOTEBOOKS)}")
-    return list((unisrec_plan if notebook == "04_unisrec" else tiger_plan)(**_plan_arguments(notebook, params)))
+    if notebook == "05_tiger":
+        return list(tiger_plan(**_plan_arguments(notebook, params)))
+    ablation = [r for _, r in ablation_plan(params.get("ablation") or {}, **_ablation_arguments(params))]
+    return _unique([*unisrec_plan(**_plan_arguments(notebook, params)), *ablation])
+
+
+def _unique(runs: list[Run]) -> list[Run]:
+    """`runs` without repeats (a Run holds dicts, so it is not hashable), in order."""
+    seen: set[str] = set()
+    keys = [json.dumps(dataclasses.asdict(r), sort_keys=True) for r in runs]
+    return [r for r, key in zip(runs, keys) if not (key in seen or seen.add(key))]
 
 
 def unisrec_plan(datasets: list[str], backbones: list[str], modes: list[str], id_baseline: bool, seeds: list[int],
@@ -118,6 +129,42 @@ def unisrec_plan(datasets: list[str], backbones: list[str], modes: list[str], id
             for backbone in backbones:
                 for mode in modes:
                     yield Run("unisrec", name, backbone, mode, seed, settings, **data_slice)
+
+
+# UniSRecConfig fields that only the text adaptor reads: an ablation setting of these alone has no ID-only run
+ADAPTOR_FIELDS = frozenset({"text_norm", "adaptor_dropout", "experts"})
+ABLATION_KEYS = ("datasets", "backbones", "id_baseline", "seeds", "settings")
+
+
+def ablation_plan(ablation: dict[str, Any], unisrec: dict[str, Any], dataset_unisrec: dict[str, dict[str, Any]],
+                  **data_slice: Any) -> list[tuple[str, Run]]:
+    """04_unisrec's ablation (issue 18): (setting label, run) for every dataset, named setting, seed, the ID-only
+    SASRec (when `id_baseline` and the setting changes more than the text adaptor) and backbone, inductive. A
+    setting's fields go on top of the notebook's `unisrec` and the dataset's `dataset_unisrec`, so the setting {}
+    is Table 2's run itself (one run, cached once)."""
+    if not ablation:
+        return []
+    where = "04_unisrec parameter ablation"
+    if not isinstance(ablation, dict) or (unknown := set(ablation) - set(ABLATION_KEYS)):
+        raise EncoderecError(f"{where}: expected a mapping with keys {', '.join(ABLATION_KEYS)}"
+                             + (f"; unknown key {sorted(unknown)[0]!r}" if isinstance(ablation, dict) else ""))
+    settings = ablation.get("settings") or {}
+    out = []
+    for name in ablation.get("datasets", []):
+        base = {**unisrec, **(dataset_unisrec or {}).get(name, {})}
+        for label, changes in settings.items():
+            usr.UniSRecConfig.from_dict({**base, **(changes or {})}, f"{where}, setting {label!r}")
+            with_id = ablation.get("id_baseline", False) and not set(changes or {}) <= ADAPTOR_FIELDS
+            for seed in ablation.get("seeds", [0]):
+                for backbone in ([None] if with_id else []) + list(ablation.get("backbones", [])):
+                    mode = "id" if backbone is None else "inductive"
+                    out.append((label, Run("unisrec", name, backbone, mode, seed, {**base, **(changes or {})},
+                                           **data_slice)))
+    return out
+
+
+def _ablation_arguments(params: dict[str, Any]) -> dict[str, Any]:
+    return {name: params.get(name) for name in ("unisrec", "dataset_unisrec", "data_dir", "max_items", "max_users")}
 
 
 def tiger_plan(datasets: list[str], backbones: list[str], extra_backbones: dict[str, list[str]],
@@ -197,6 +244,18 @@ def inputs(run: Run, backbone_of: BackboneOf, device: str | None = None, cached_
         return labels, None
     ids = semantic_ids.item_ids(tokenized.codes, run.variant, tokenized.unique)
     return labels | {"distinct IDs": len(np.unique(ids, axis=0))}, (ids,)
+
+
+def text_embeddings(dataset: str, backbone: str, backbone_of: BackboneOf, data_dir: str | None = None,
+                    max_items: int | None = None, max_users: int | None = None) -> np.ndarray | None:
+    """The item embeddings UniSRec's runs of `backbone` on `dataset` start from (seed 0's model for EncodeRec),
+    encoded or read from the cache; None for an EncodeRec model that this machine has not trained."""
+    run = Run("unisrec", dataset, backbone, "inductive", 0, data_dir=data_dir, max_items=max_items,
+              max_users=max_users)
+    encoder, model_seed = backbone_of(backbone, 0)
+    if model_seed is not None and not Path(encoder).exists():
+        return None
+    return inputs(run, backbone_of, progress=False)[1][1]
 
 
 def fit(run: Run, run_inputs: tuple, device: str | None = None, cached_only: bool = False,

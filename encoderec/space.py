@@ -99,3 +99,22 @@ def umap_coordinates(embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 1
     with warnings.catch_warnings():  # a seeded UMAP is single-threaded by design; it warns about that every time
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
         return reducer.fit_transform(embeddings)
+
+
+def anisotropy(embeddings: np.ndarray, top: int = 5) -> dict[str, float]:
+    """How unevenly a set of embeddings fills its space (Ethayarajh 2019; Su et al. 2021), rows normalised first:
+    "mean cosine", the average cosine of two distinct items (0 for directions spread evenly); "participation
+    ratio", (sum lambda)^2 / sum lambda^2 of the covariance's eigenvalues, the number of directions that effectively
+    carry the variance (the dimension for isotropic data); and the share of the variance in the `top` directions."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    x = x / np.where(norms > 0, norms, 1.0)
+    n = len(x)
+    if n < 2:
+        raise ValueError(f"anisotropy needs at least 2 embeddings, got {n}")
+    total = x.sum(0)
+    mean_cosine = (total @ total - (x * x).sum()) / (n * (n - 1))
+    eigenvalues = np.clip(np.linalg.eigvalsh(np.cov(x.T)), 0, None)[::-1]
+    return {"mean cosine": float(mean_cosine),
+            "participation ratio": float(eigenvalues.sum() ** 2 / (eigenvalues ** 2).sum()),
+            f"variance in top {top} directions": float(eigenvalues[:top].sum() / eigenvalues.sum())}

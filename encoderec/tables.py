@@ -59,6 +59,47 @@ def recommender_runs(runs: list[dict[str, Any]], keys: list[str],
     return table, seed_summary(table, [k for k in keys if k != "seed"], columns), per_user
 
 
+PROTOCOLS = {"history excluded": "test_ranks", "history kept": "test_ranks_history_kept"}
+
+
+def under_protocols(runs: list[dict[str, Any]], keys: list[str], ks: tuple[int, ...] = (10, 50)) -> pd.DataFrame:
+    """UniSRec runs (`runs.execute` records) under both ranking protocols (`unisrec` module docstring): one row per
+    run and protocol, its `keys`, the protocol and Recall / NDCG at `ks`. A run trained with the history kept
+    (`exclude_history: false`) has only that protocol; one trained before both were recorded, only its own."""
+    rows = []
+    for run in runs:
+        result = run["result"]
+        own = "history excluded" if result["config"].get("exclude_history", True) else "history kept"
+        ranks = {own: result["test_ranks"]} | ({"history kept": result["test_ranks_history_kept"]}
+                                                 if "test_ranks_history_kept" in result else {})
+        for protocol, values in ranks.items():
+            rows.append({k: run[k] for k in keys} | {"protocol": protocol}
+                        | metrics.summarize(metrics.per_query(np.array(values), ks=ks)))
+    return pd.DataFrame(rows)
+
+
+def ablation(runs: list[dict[str, Any]], reference: str, ks: tuple[int, ...] = (10, 50),
+             metric: str = "NDCG@10") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """04_unisrec's ablation: runs labelled with their "setting" (`runs.ablation_plan`). Returns
+    - the summary: per dataset, setting and model, Recall / NDCG at `ks` (mean ± std over seeds), the seeds, and
+      the model's place among the setting's models by mean `metric` (1 = best);
+    - the gaps: per dataset and setting, every model against "tfidf-svd" (paired Wilcoxon over test users, each
+      user's value averaged over seeds; a negative change: the model is worse than TF-IDF);
+    - the effects: per dataset and model, every setting against the `reference` setting, by the same test."""
+    table, summary, per_user = recommender_runs(runs, ["dataset", "setting", "model", "seed"], ks)
+    means = table.groupby(["dataset", "setting", "model"], sort=False)[metric].mean()
+    places = means.groupby(level=["dataset", "setting"], sort=False).rank(ascending=False, method="min")
+    summary["seeds"] = table.groupby(["dataset", "setting", "model"], sort=False).size().to_numpy()
+    summary[f"place by {metric}"] = places.astype(int).to_numpy()
+    by_model = {(d, model, setting, seed): v for (d, setting, model, seed), v in per_user.items()}
+    gaps = metrics.against_base(by_model, {m: "tfidf-svd" for m in table["model"].unique() if m != "tfidf-svd"},
+                                metric)
+    effects = metrics.against_base(per_user, {s: reference for s in table["setting"].unique() if s != reference},
+                                   metric)  # keyed (dataset, setting, model, seed): the setting in the model's place
+    return (summary, pd.DataFrame(gaps).rename(columns={"variant": "setting"}),
+            pd.DataFrame(effects).rename(columns={"variant": "model", "model": "setting", "base": "against"}))
+
+
 def against_dedup(per_user: dict[tuple, dict[str, np.ndarray]]) -> pd.DataFrame:
     """TIGER's ID variants of one backbone against its "dedup" IDs (`recommender_runs`' per-user values keyed by
     dataset, backbone, ids, seed): `metrics.against_base` rows with the variant in the model's place."""

@@ -9,6 +9,21 @@ Item representation e_i, by `mode`:
     transductive  e_i = MoE(t_i) + v_i               v_i = a learned item-ID embedding
     id            e_i = v_i                          (SASRec: no text at all)
 
+The adaptor's input t_i is the encoder's embedding after `text_norm`, fitted on all the catalogue's items (their
+text only, so nothing of the interactions leaks; `normalise_text`):
+
+    none      x_i                                    as the encoder gives it (ours are L2-normalised: |x_i| = 1)
+    scaled    x_i sqrt(d)                            the same directions, each coordinate of unit mean square
+    standard  (x_i - mean) / std, per coordinate     centred, unit variance (a coordinate whose std is below 1e-6
+                                                     of the largest is only centred)
+    whiten    (x_i - mean) V diag(lambda)^(-1/2)     PCA whitening (Su et al. 2021, "BERT-whitening"): centred,
+                                                     decorrelated, unit variance; components with lambda below
+                                                     1e-6 of the largest are dropped
+
+UniSRec learns its whitening (the bias b_k below) from zero; a sentence encoder's embeddings are anisotropic (they
+share a large mean direction and few directions carry most of their variance), so `text_norm` asks whether the
+adaptor needs help to undo that.
+
 MoE is UniSRec's adaptor: `experts` parametric-whitening experts, expert k = (drop(t) - b_k) W_k (b_k learned,
 W_k text_dim x hidden without bias), mixed by a gate softmax(t W_g + noise), the noise N(0, 1) scaled by
 softplus(t W_n) + 0.01 in training only.
@@ -27,9 +42,14 @@ built from examples of similar length (shuffled within buckets) so a batch is pa
 not to max_len. The ID-only SASRec uses the same cosine / temperature scoring, so only the item representation
 differs between the three modes.
 
-Ranking: every item scores, the user's history items are excluded, rank = number of the remaining items scoring
-above the target. Repeated items (Amazon 2023 without a k-core filter has users who buy an item again) are kept
-as they are: in the splits, in training prefixes (as history and as targets), and in evaluation, where a target
+Ranking (the protocol, `exclude_history`): every item scores and rank = number of the items scoring above the
+target, among all items but the user's history items (True, the default: an item the user has already bought is no
+recommendation) or among all items (False: RecBole 1.0's full sort for sequential models, the UniSRec paper's
+protocol, where a history item the model still scores high pushes the target down). The same protocol ranks the
+validation examples of early stopping; `fit_and_rank` also ranks the test examples of a run that excludes the
+history with the history kept ("test_ranks_history_kept"), so every run is read under both protocols.
+
+Repeated items (Amazon 2023 without a k-core filter has users who buy an item again) are kept as they are: in the splits, in training prefixes (as history and as targets), and in evaluation, where a target
 that is also in the user's history is still ranked, against the items outside the history (excluding it with the
 history would make every repeat purchase a certain miss). TIGER needs no rule: it does not mask the history.
 """
@@ -56,6 +76,7 @@ from encoderec.io import sha256_array, sha256_text
 from encoderec.precision import PRECISIONS, autocast
 
 MODES = ("inductive", "transductive", "id")
+TEXT_NORMS = ("none", "scaled", "standard", "whiten")
 
 
 @dataclass
@@ -77,6 +98,8 @@ class UniSRecConfig(Checked):
     epochs: int = 300
     patience: int = 10
     eval_batch_size: int = 1024
+    exclude_history: bool = True  # the ranking protocol (module docstring); False: RecBole's, the UniSRec paper's
+    text_norm: str = "none"  # what the adaptor sees of the text embeddings: one of TEXT_NORMS (module docstring)
     seed: int = 0
     device: str | None = None  # None: CUDA when available
     precision: str = "auto"  # "bf16" autocast, "fp32", or "auto": bf16 where the device computes it natively
@@ -91,6 +114,8 @@ class UniSRecConfig(Checked):
         yield "lr", is_number(self.lr) and self.lr > 0, "a positive number"
         yield "dropout", is_fraction(self.dropout), "in [0, 1)"
         yield "adaptor_dropout", is_fraction(self.adaptor_dropout), "in [0, 1)"
+        yield "exclude_history", isinstance(self.exclude_history, bool), "true or false"
+        yield "text_norm", self.text_norm in TEXT_NORMS, f"one of {', '.join(TEXT_NORMS)}"
         yield "seed", is_int(self.seed), "an integer"
         yield "precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"
 
@@ -231,7 +256,7 @@ class SequentialRecommender:
         if text.ndim != 2 or len(text) != n_items or not np.isfinite(text).all():
             raise EncoderecError(f"text embeddings: expected {n_items} finite rows (one per item), got shape "
                                  f"{text.shape}")
-        return torch.from_numpy(text)
+        return torch.from_numpy(normalise_text(text, self.config.text_norm))
 
     def _loss(self, batch: list[Example]) -> Tensor:
         """Cross-entropy of each example's next item over all items."""
@@ -241,9 +266,11 @@ class SequentialRecommender:
             return F.cross_entropy(self.model.logits(histories, lengths), targets)
 
     @torch.no_grad()
-    def rank(self, examples: Sequence[Example], progress: bool = False) -> tuple[np.ndarray, None]:
-        """(ranks, None): the 0-based rank of each example's target among all items, its history items excluded
-        (the target itself is always ranked, also when it repeats a history item); every hit counts 1."""
+    def rank(self, examples: Sequence[Example], progress: bool = False,
+             exclude_history: bool | None = None) -> tuple[np.ndarray, None]:
+        """(ranks, None): the 0-based rank of each example's target among all items, with its history items excluded
+        when `exclude_history` (default: the config's protocol; the target itself is always ranked, also when it
+        repeats a history item); every hit counts 1."""
         if self.model is None:
             raise EncoderecError("rank: the model is not fitted; call fit(split, n_items, text_embeddings) first")
         was_training = self.model.training
@@ -256,15 +283,19 @@ class SequentialRecommender:
             with autocast(self.device, precision_of(self.config)):
                 scores = self.model.logits(histories, lengths)
             target_scores = scores.gather(1, targets[:, None])  # before the mask: a repeated target still counts
-            # the whole history, also beyond max_len, masked in one indexing operation (a loop of per-user
-            # assignments was most of a validation pass on a GPU)
-            rows = torch.repeat_interleave(torch.arange(len(batch)), torch.tensor([len(e.history) for e in batch]))
-            items = torch.tensor([i for e in batch for i in e.history])
-            scores = scores.index_put((rows.to(self.device), items.to(self.device)),
-                                      torch.tensor(-math.inf, device=self.device))
+            if self.config.exclude_history if exclude_history is None else exclude_history:
+                scores = self._without_history(scores, batch)
             ranks[idx] = (scores > target_scores).sum(1).cpu().numpy()
         self.model.train(was_training)
         return ranks, None
+
+    def _without_history(self, scores: Tensor, batch: list[Example]) -> Tensor:
+        """`scores` with every history item of each row at -inf: the whole history, also beyond max_len, in one
+        indexing operation (a loop of per-user assignments was most of a validation pass on a GPU)."""
+        rows = torch.repeat_interleave(torch.arange(len(batch)), torch.tensor([len(e.history) for e in batch]))
+        items = torch.tensor([i for e in batch for i in e.history])
+        return scores.index_put((rows.to(self.device), items.to(self.device)),
+                                torch.tensor(-math.inf, device=self.device))
 
 
 def fit_and_rank(split: Split, n_items: int, text_embeddings: np.ndarray | None, config: UniSRecConfig,
@@ -272,10 +303,36 @@ def fit_and_rank(split: Split, n_items: int, text_embeddings: np.ndarray | None,
                  cached_only: bool = False) -> dict[str, Any] | None:
     """Fit, then rank the validation and test examples, cached in <cache dir>/unisrec/ (`fitting.fit_and_rank`:
     the key hashes the code, the config without the device, the item count, the text embeddings and the split).
-    `cached_only`: read the cache, train nothing (None if absent)."""
+    `cached_only`: read the cache, train nothing (None if absent). A run that excludes the history also gives its
+    test ranks with the history kept ("test_ranks_history_kept": the reference protocol on the same model)."""
     text_key = "none" if config.mode == "id" or text_embeddings is None else sha256_array(text_embeddings)
+
+    def history_kept(recommender: SequentialRecommender) -> dict[str, list[int]]:
+        if not config.exclude_history:
+            return {}
+        return {"test_ranks_history_kept": recommender.rank(split.test, exclude_history=False)[0].tolist()}
+
     return fitting.fit_and_rank(SequentialRecommender(config), "unisrec", split, (n_items, text_embeddings),
-                                sha256_text(text_key, str(n_items)), cache_dir, progress, cached_only)
+                                sha256_text(text_key, str(n_items)), cache_dir, progress, cached_only,
+                                also=history_kept)
+
+
+def normalise_text(x: np.ndarray, how: str) -> np.ndarray:
+    """The text embeddings (one row per item) as the adaptor sees them, by `how` (module docstring), float32."""
+    if how not in TEXT_NORMS:
+        raise EncoderecError(f"text_norm {how!r}: use one of {', '.join(TEXT_NORMS)}")
+    x = np.asarray(x, dtype=np.float64)
+    if how == "none":
+        return x.astype(np.float32)
+    if how == "scaled":
+        return (x * math.sqrt(x.shape[1])).astype(np.float32)
+    centred = x - x.mean(0)
+    if how == "standard":
+        std = centred.std(0)
+        return (centred / np.where(std > 1e-6 * std.max(), std, 1.0)).astype(np.float32)
+    eigenvalues, vectors = np.linalg.eigh(centred.T @ centred / len(x))
+    keep = eigenvalues > 1e-6 * eigenvalues.max()
+    return (centred @ (vectors[:, keep] / np.sqrt(eigenvalues[keep]))).astype(np.float32)
 
 
 def _lengths(examples: Sequence[Example], max_len: int) -> np.ndarray:
