@@ -61,9 +61,9 @@ from encoderec.fitting import validation_scores
 from encoderec.io import code_version, sha256_text, write_bytes
 from encoderec.precision import check_device
 from encoderec.rqvae import RQVAEConfig
+from encoderec.tables import ID_ONLY
 
 NOTEBOOKS = {"04_unisrec": "unisrec", "05_tiger": "tiger"}
-ID_ONLY = "ID only (SASRec)"
 
 BackboneOf = Callable[[str, int], tuple[str, "int | None"]]
 
@@ -137,11 +137,13 @@ ABLATION_KEYS = ("datasets", "backbones", "id_baseline", "seeds", "settings")
 
 
 def ablation_plan(ablation: dict[str, Any], unisrec: dict[str, Any], dataset_unisrec: dict[str, dict[str, Any]],
+                  datasets: list[str] | None = None, seeds: list[int] | None = None,
                   **data_slice: Any) -> list[tuple[str, Run]]:
     """04_unisrec's ablation (issue 18): (setting label, run) for every dataset, named setting, seed, the ID-only
-    SASRec (when `id_baseline` and the setting changes more than the text adaptor) and backbone, inductive. A
-    setting's fields go on top of the notebook's `unisrec` and the dataset's `dataset_unisrec`, so the setting {}
-    is Table 2's run itself (one run, cached once)."""
+    SASRec (when `id_baseline` and the setting changes more than the text adaptor) and backbone, inductive. Only the
+    ablation's datasets and seeds that are also the notebook's `datasets` and `seeds` (when given) run, so that a
+    part of the profile runs its slice of the ablation. A setting's fields go on top of the notebook's `unisrec` and
+    the dataset's `dataset_unisrec`, so the setting {} is Table 2's run itself (one run, cached once)."""
     if not ablation:
         return []
     where = "04_unisrec parameter ablation"
@@ -150,12 +152,13 @@ def ablation_plan(ablation: dict[str, Any], unisrec: dict[str, Any], dataset_uni
                              + (f"; unknown key {sorted(unknown)[0]!r}" if isinstance(ablation, dict) else ""))
     settings = ablation.get("settings") or {}
     out = []
-    for name in ablation.get("datasets", []):
+    for name in [d for d in ablation.get("datasets", []) if datasets is None or d in datasets]:
         base = {**unisrec, **(dataset_unisrec or {}).get(name, {})}
         for label, changes in settings.items():
             usr.UniSRecConfig.from_dict({**base, **(changes or {})}, f"{where}, setting {label!r}")
-            with_id = ablation.get("id_baseline", False) and not set(changes or {}) <= ADAPTOR_FIELDS
-            for seed in ablation.get("seeds", [0]):
+            changed = set(changes or {})
+            with_id = ablation.get("id_baseline", False) and (not changed or not changed <= ADAPTOR_FIELDS)
+            for seed in [k for k in ablation.get("seeds", [0]) if seeds is None or k in seeds]:
                 for backbone in ([None] if with_id else []) + list(ablation.get("backbones", [])):
                     mode = "id" if backbone is None else "inductive"
                     out.append((label, Run("unisrec", name, backbone, mode, seed, {**base, **(changes or {})},
@@ -164,7 +167,8 @@ def ablation_plan(ablation: dict[str, Any], unisrec: dict[str, Any], dataset_uni
 
 
 def _ablation_arguments(params: dict[str, Any]) -> dict[str, Any]:
-    return {name: params.get(name) for name in ("unisrec", "dataset_unisrec", "data_dir", "max_items", "max_users")}
+    names = ("unisrec", "dataset_unisrec", "datasets", "seeds", "data_dir", "max_items", "max_users")
+    return {name: params.get(name) for name in names}
 
 
 def tiger_plan(datasets: list[str], backbones: list[str], extra_backbones: dict[str, list[str]],

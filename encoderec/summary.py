@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from encoderec import paper
-from encoderec.tables import seed_summary
+from encoderec.tables import ID_ONLY, seed_summary
 
 ALPHA = 0.05
 METRIC = "NDCG@10"
@@ -424,13 +424,64 @@ def further_sections(results: dict[str, dict[str, Any]]) -> list[Section]:
             "EncodeRec paper's row of the same model and TIGER's own (Sentence-T5). Item text here is title and "
             "categories only; the training budget and model size are in 05_tiger's departures table."],
             [published]))
+    out += unisrec_sections(results.get("unisrec", {}))
     pending = [{"experiment": name, **row} for name in ("unisrec", "tiger")
                for row in results.get(name, {}).get("pending") or []]
+    pending += [{"experiment": "unisrec ablation", **row}
+                for row in (results.get("unisrec", {}).get("ablation") or {}).get("pending") or []]
     if pending:
         out.append(Section("Pending runs", [
-            "Runs of the GPU set (`make gpu-set`, README) that were neither archived (`results/<profile>/runs/`) nor "
-            "in the run caches when this summary was written; the tables above leave them out."], [pending]))
+            "Runs that were neither archived (`results/<profile>/runs/`) nor in the run caches when this summary was "
+            "written (the GPU set's, `make gpu-set`, and the parts not run yet, README); the tables above leave them "
+            "out."], [pending]))
     return out
+
+
+def unisrec_sections(unisrec: dict[str, Any]) -> list[Section]:
+    """04_unisrec's protocol table beside the UniSRec paper, and its ablation with the finding it supports."""
+    out = []
+    if unisrec.get("protocols"):
+        published = paper.wide("UniSRec").reset_index()
+        out.append(Section("UniSRec under both ranking protocols, beside the UniSRec paper", [
+            "Test users, full ranking; \"history excluded\" is our protocol, \"history kept\" RecBole's (the "
+            "UniSRec paper's), read on the same models. Then as published: " + paper.SOURCES["UniSRec"] + "; "
+            "what still differs is listed in 04_unisrec."], [unisrec["protocols"], _records(published)]))
+    ablation = unisrec.get("ablation") or {}
+    if ablation.get("table"):
+        out.append(Section("Why TF-IDF beats the sentence encoders inside UniSRec (ablation)", [
+            ablation_finding(ablation),
+            "Every model under every setting (mean ± std over seeds, place among the setting's models by NDCG@10); "
+            "each sentence encoder against TF-IDF + SVD per setting; each setting against the profile's own; the "
+            "shape of the embeddings as the encoder gives them (paired Wilcoxon over test users on NDCG@10)."],
+            [ablation["table"], ablation["gaps"], ablation["effects"], ablation.get("shape") or []]))
+    return out
+
+
+def ablation_finding(ablation: dict[str, Any], metric: str = METRIC) -> str:
+    """What the ablation says, in words from its rows: per dataset, the best sentence encoder's gap to TF-IDF + SVD
+    under each setting, and the setting that moves it most from the reference setting's."""
+    sentences = []
+    gaps = pd.DataFrame(ablation.get("gaps") or [])
+    gaps = gaps[gaps["model"] != ID_ONLY] if len(gaps) else gaps
+    if gaps.empty:
+        return "No sentence encoder and TF-IDF + SVD ran under the same setting yet."
+    for dataset, rows in gaps.groupby("dataset", sort=False):
+        best = rows.loc[rows.groupby("setting", sort=False)[f"model {metric}"].idxmax()]
+        change = {r.setting: _relative(r[f"model {metric}"], r[f"base {metric}"]) for _, r in best.iterrows()}
+        told = "; ".join(f"{r.setting}: {r.model} {_percent(change[r.setting])} ({format_p(p_value(r.to_dict()))}, "
+                         f"{r.seeds} seed{'s' if r.seeds > 1 else ''})" for _, r in best.iterrows())
+        text = f"{dataset}, {metric} of the best sentence encoder against TF-IDF + SVD, by setting: {told}."
+        reference = ablation.get("reference")
+        moved = {s: c - change[reference] for s, c in change.items()
+                 if s != reference and reference in change and c is not None and change[reference] is not None}
+        if moved:
+            top = max(moved, key=lambda s: abs(moved[s]))
+            ahead = [s for s, c in change.items() if c is not None and c > 0]
+            text += (f" The setting that moves the gap most from the profile's: {top} ({moved[top] * 100:+.1f} "
+                     f"points). " + (f"A sentence encoder overtakes TF-IDF under: {', '.join(ahead)}."
+                                      if ahead else "TF-IDF stays ahead under every setting."))
+        sentences.append(text)
+    return " ".join(sentences)
 
 
 def _cell(v: Any, digits: int = 4) -> str:

@@ -40,7 +40,8 @@ seeds = [0]
 unisrec = {"epochs": 12, "patience": 3}  # UniSRecConfig fields to change; UniSRec's settings otherwise
 dataset_unisrec = {}  # dataset -> UniSRecConfig fields changed for that dataset only (on top of `unisrec`)
 # the ablation (issue 18): {datasets, backbones, id_baseline, seeds, settings: {label: UniSRecConfig fields on top
-# of `unisrec`}}, inductive runs of every backbone under every named setting; {}: none
+# of `unisrec`}}, inductive runs of every backbone under every named setting, on those of its datasets and seeds
+# that are also the notebook's; {}: none
 ablation = {}
 gpu_datasets = []  # datasets whose runs the GPU set trains (`make gpu-set`): read from the run cache, never trained here
 archive = False  # keep every finished run in results/<profile>/runs/ too, read it from there first (runs.py)
@@ -156,15 +157,15 @@ display(paper.wide("UniSRec"))
 # ranking protocol; and reports which change moves the ranking of the backbones, and by how much, with seeds.
 
 # %%
-ablation_plan = runs.ablation_plan(ablation, unisrec, dataset_unisrec, data_dir=data_dir, max_items=max_items,
-                                   max_users=max_users)
+ablation_plan = runs.ablation_plan(ablation, unisrec, dataset_unisrec, datasets, seeds, data_dir=data_dir,
+                                   max_items=max_items, max_users=max_users)
 ablation_records = [{"setting": label} | runs.execute(r, run.backbone, cached_only=r.dataset in gpu_datasets,
                                                       archive=run.archive) for label, r in ablation_plan]
 ablation_finished, ablation_pending = tables.finished_and_pending(ablation_records)
 display(ablation_pending)
 reference_setting = next(iter(ablation.get("settings", {})), None)
 shape = pd.DataFrame([{"dataset": name, "model": b, **space.anisotropy(x)}
-                      for name in ablation.get("datasets", []) for b in ablation.get("backbones", [])
+                      for name in sorted({r.dataset for _, r in ablation_plan}) for b in ablation["backbones"]
                       if (x := runs.text_embeddings(name, b, run.backbone, data_dir, max_items, max_users))
                       is not None])
 display(shape.round(3))  # the embeddings as the encoder gives them (text_norm "none")

@@ -28,6 +28,35 @@ def test_unisrec_plan_follows_the_notebook_loops():
     assert plan[0].config().mode == "id" and plan[1].config(device="cpu").device == "cpu"
 
 
+ABLATION = {"datasets": ["B"], "backbones": ["x", "z"], "id_baseline": True, "seeds": [0],
+            "settings": {"as is": {}, "whitened": {"text_norm": "whiten"}, "reference": {"exclude_history": False}}}
+
+
+def test_ablation_plan_changes_one_setting_and_trains_the_id_model_only_where_it_can_differ():
+    labelled = runs.ablation_plan(ABLATION, UNISREC["unisrec"], UNISREC["dataset_unisrec"])
+    assert [(label, r.backbone) for label, r in labelled] == [
+        ("as is", None), ("as is", "x"), ("as is", "z"), ("whitened", "x"), ("whitened", "z"),
+        ("reference", None), ("reference", "x"), ("reference", "z")]  # no ID-only run for an adaptor setting
+    assert [r.settings for _, r in labelled[2:6:3]] == [{"epochs": 9}, {"epochs": 9, "exclude_history": False}]
+    assert labelled[3][1].config().text_norm == "whiten" and labelled[3][1].variant == "inductive"
+    # the setting {} is Table 2's own run: a notebook plan with both runs it once
+    plan = runs.plan("04_unisrec", {**UNISREC, "ablation": ABLATION})
+    assert len(plan) == 2 * 2 * 3 + 1 + 5  # Table 2's, z's run (not in Table 2) and the five changed ones
+    assert runs.plan("04_unisrec", {**UNISREC, "ablation": {}}) == runs.plan("04_unisrec", UNISREC)
+    # a notebook (a part of a profile) runs the ablation's datasets and seeds that are also its own
+    assert runs.ablation_plan(ABLATION, {}, {}, datasets=["A"]) == runs.ablation_plan(ABLATION, {}, {}, seeds=[1]) == []
+
+
+@pytest.mark.parametrize("ablation, message", [
+    ({**ABLATION, "seed": [1]}, "ablation: expected a mapping with keys datasets, .*; unknown key 'seed'"),
+    ({**ABLATION, "settings": {"wide": {"hidden": 64}}}, "setting 'wide': unknown key 'hidden'"),
+    ({**ABLATION, "settings": {"odd": {"text_norm": "pca"}}}, "setting 'odd': UniSRecConfig.text_norm: expected"),
+])
+def test_ablation_errors_name_the_setting_and_key(ablation, message):
+    with pytest.raises(EncoderecError, match=message):
+        runs.ablation_plan(ablation, {}, {})
+
+
 def test_tiger_plan_adds_each_datasets_extra_backbones_and_settings():
     plan = runs.plan("05_tiger", TIGER)
     assert [(r.dataset, r.backbone, r.variant) for r in plan] == [

@@ -42,3 +42,17 @@ def test_separated_pairs_finds_the_pair_pulled_apart():
     assert pairs[0]["cos_before"] > 0.99 and pairs[0]["cos_after"] < 0
     assert pairs[0]["rank_after"] == 3
     assert space.separated_pairs(before, after, ["a", "a", "c", "d"], top=1)[0]["item_a"] == 2  # identical texts skipped
+
+
+def test_anisotropy_tells_spread_directions_from_a_shared_one():
+    rng = np.random.default_rng(0)
+    spread = rng.normal(size=(2000, 16))
+    shared = spread * 0.3 + np.r_[4.0, np.zeros(15)]  # a large common direction, as sentence embeddings have
+    even, cone = space.anisotropy(spread), space.anisotropy(shared)
+    assert abs(even["mean cosine"]) < 0.01 and even["participation ratio"] > 14
+    assert cone["mean cosine"] > 0.8 and cone["participation ratio"] < even["participation ratio"]
+    # the mean cosine is exact: the average over distinct pairs
+    x = unit(rng.normal(size=(5, 3)))
+    pairs = [x[i] @ x[j] for i in range(5) for j in range(5) if i != j]
+    assert space.anisotropy(x)["mean cosine"] == pytest.approx(np.mean(pairs))
+    assert space.anisotropy(np.eye(4))["variance in top 5 directions"] == pytest.approx(1.0)

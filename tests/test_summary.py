@@ -233,3 +233,19 @@ def test_encoderec_plus_is_graded_as_our_extension_against_encoderec_22m():
     assert len(plus) == 1 and plus[0].verdict == "reproduced" and plus[0].where == "beyond the paper"
     assert "EncodeRec+-22M (interaction-aware" in plus[0].evidence and "significantly better in 1 of 1" in plus[0].evidence
     assert summary.plus_verdict({})[0] == "not testable here"
+
+
+def test_ablation_finding_names_each_settings_gap_and_the_setting_that_moves_it():
+    def gap(setting, model, ours, tfidf, p, seeds=3):
+        return {"dataset": "S", "setting": setting, "model": model, "base": "tfidf-svd", "seeds": seeds,
+                f"base {summary.METRIC}": tfidf, f"model {summary.METRIC}": ours, "p (wilcoxon, NDCG@10)": p}
+    ablation = {"reference": "as is", "gaps": [
+        gap("as is", "a", 0.08, 0.10, 1e-5), gap("as is", "b", 0.09, 0.10, 0.01),
+        gap("whitened", "a", 0.105, 0.10, 0.2, seeds=1), gap("whitened", "b", 0.095, 0.10, 0.3, seeds=1),
+        gap("no dropout", "a", 0.085, 0.10, 0.001), gap("as is", "ID only (SASRec)", 0.2, 0.10, 1e-9)]}
+    text = summary.ablation_finding(ablation)
+    assert text.startswith("S, NDCG@10 of the best sentence encoder against TF-IDF + SVD, by setting: as is: b "
+                           "-10.0% (p = 0.01, 3 seeds); whitened: a +5.0% (p = 0.2, 1 seed); no dropout: a -15.0%")
+    assert "moves the gap most from the profile's: whitened (+15.0 points)" in text
+    assert text.endswith("A sentence encoder overtakes TF-IDF under: whitened.")
+    assert summary.ablation_finding({}) == "No sentence encoder and TF-IDF + SVD ran under the same setting yet."

@@ -59,3 +59,34 @@ def test_against_dedup_compares_each_id_variant_with_the_same_backbones_dedup_id
     unique = rows[(rows["backbone"] == "m") & (rows["ids"] == "unique")].iloc[0]
     assert unique["model NDCG@10"] > unique["base NDCG@10"]
     assert tables.against_dedup({("D", "m", "dedup", 0): {"NDCG@10": np.array([0.1])}}).empty
+
+
+def test_under_protocols_reads_each_run_under_both_rankings():
+    ours = result([0, 20]) | {"test_ranks_history_kept": [3, 20]}
+    reference = result([3, 9]) | {"config": {"device": "cpu", "exclude_history": False}}
+    runs = [{"dataset": "D", "model": "A", "seed": 0, "result": ours},
+            {"dataset": "D", "model": "B", "seed": 0, "result": reference},
+            {"dataset": "D", "model": "C", "seed": 0, "result": result([0, 0])}]  # recorded before both protocols
+    table = tables.under_protocols(runs, ["dataset", "model", "seed"], ks=(10,))
+    assert table[["model", "protocol", "Recall@10"]].values.tolist() == [
+        ["A", "history excluded", 0.5], ["A", "history kept", 0.5], ["B", "history kept", 1.0],
+        ["C", "history excluded", 1.0]]
+    assert table["NDCG@10"].tolist()[:2] == [0.5, 0.5 / np.log2(5)]
+
+
+def test_ablation_places_the_models_of_each_setting_and_tests_each_against_tfidf_and_the_reference():
+    rng = np.random.default_rng(0)
+    good, bad = rng.integers(0, 5, 200).tolist(), rng.integers(5, 40, 200).tolist()
+    runs = [{"setting": setting, "dataset": "D", "model": model, "mode": "inductive", "seed": seed,
+             "result": result(good if (model == "tfidf-svd") == (setting == "as is") else bad)}
+            for setting in ("as is", "whitened") for seed in (0, 1) for model in ("tfidf-svd", "enc")]
+    summary, gaps, effects = tables.ablation(runs, "as is")
+    assert summary[["setting", "model", "seeds", "place by NDCG@10"]].values.tolist() == [
+        ["as is", "tfidf-svd", 2, 1], ["as is", "enc", 2, 2], ["whitened", "tfidf-svd", 2, 2],
+        ["whitened", "enc", 2, 1]]
+    assert gaps[["setting", "model", "base"]].values.tolist() == [["as is", "enc", "tfidf-svd"],
+                                                                  ["whitened", "enc", "tfidf-svd"]]
+    assert gaps["model NDCG@10"].iloc[0] < gaps["base NDCG@10"].iloc[0] and gaps.iloc[0, -1] < 1e-6  # p-value
+    assert effects[["model", "setting", "against"]].values.tolist() == [["tfidf-svd", "whitened", "as is"],
+                                                                       ["enc", "whitened", "as is"]]
+    assert effects["model NDCG@10"].iloc[1] > effects["base NDCG@10"].iloc[1]

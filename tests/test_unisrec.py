@@ -11,6 +11,7 @@ from encoderec.unisrec import (
     UniSRec,
     UniSRecConfig,
     collate,
+    normalise_text,
 )
 
 TINY = dict(hidden_size=16, heads=2, inner_size=32, experts=2, layers=1, dropout=0.1, adaptor_dropout=0.1,
@@ -128,8 +129,66 @@ def test_fit_is_deterministic_and_stops_early(cyclic):
     assert len(frozen.history) < TINY["epochs"]  # no improvement: stops `patience` epochs after the best
 
 
+def test_with_the_history_kept_every_item_is_ranked(cyclic):
+    """The reference protocol (RecBole's full sort): the history competes with the target. Masking only removes
+    competitors, so no rank gets better when the history is kept, and ranks count exactly the items above."""
+    split, text = cyclic
+    model = SequentialRecommender(UniSRecConfig(**{**TINY, "epochs": 2})).fit(split, N_ITEMS, text, progress=False)
+    examples = split.test[:40]
+    kept, _ = model.rank(examples, exclude_history=False)
+    excluded, _ = model.rank(examples)
+    assert (kept >= excluded).all() and (kept > excluded).any()
+    for e, r in zip(examples, kept):
+        h, n, _ = collate([e], TINY["max_len"])
+        with torch.no_grad():
+            scores = model.model.logits(h, n)[0].numpy()
+        assert r == (scores > scores[e.target]).sum()
+    model.config.exclude_history = False  # the config's protocol is rank's default
+    assert np.array_equal(model.rank(examples)[0], kept)
+
+
+def test_fit_and_rank_gives_the_test_ranks_under_both_protocols(cyclic, tmp_path):
+    from encoderec.unisrec import fit_and_rank
+
+    split, text = cyclic
+    ours = fit_and_rank(split, N_ITEMS, text, UniSRecConfig(**{**TINY, "epochs": 1}), tmp_path, progress=False)
+    assert len(ours["test_ranks_history_kept"]) == len(split.test)
+    assert (np.array(ours["test_ranks_history_kept"]) >= np.array(ours["test_ranks"])).all()
+    reference = fit_and_rank(split, N_ITEMS, text, UniSRecConfig(**{**TINY, "epochs": 1, "exclude_history": False}),
+                             tmp_path, progress=False)
+    assert "test_ranks_history_kept" not in reference  # its test_ranks are that protocol already
+
+
+def test_text_norms():
+    rng = np.random.default_rng(0)
+    # anisotropic unit rows: a shared direction plus noise, in 4 of 6 coordinates (the other two are 0)
+    x = np.column_stack([np.full(200, 3.0), rng.normal(size=(200, 3)) * [2.0, 1.0, 0.5], np.zeros((200, 2))])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    assert np.array_equal(normalise_text(x, "none"), x.astype(np.float32))
+    np.testing.assert_allclose(np.linalg.norm(normalise_text(x, "scaled"), axis=1), np.sqrt(6), rtol=1e-5)
+    standard = normalise_text(x, "standard")
+    np.testing.assert_allclose(standard.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(standard.std(0), [1, 1, 1, 1, 0, 0], atol=1e-4)  # constant coordinates stay 0
+    white = normalise_text(x, "whiten")
+    assert white.shape == (200, 4)  # the directions without variance are dropped
+    np.testing.assert_allclose(np.cov(white.T, bias=True), np.eye(4), atol=1e-4)
+    with pytest.raises(EncoderecError, match="text_norm 'pca': use one of none, scaled, standard, whiten"):
+        normalise_text(x, "pca")
+
+
+def test_every_text_norm_learns_the_cycle(cyclic):
+    split, text = cyclic
+    for how in ("scaled", "standard", "whiten"):
+        model = SequentialRecommender(UniSRecConfig(**{**TINY, "text_norm": how})).fit(split, N_ITEMS, text,
+                                                                                        progress=False)
+        ranks, _ = model.rank(split.test)
+        assert metrics.summarize(metrics.per_query(ranks, ks=(10,)))["Recall@10"] > 0.6, how  # chance: 10/25
+
+
 @pytest.mark.parametrize("change, message", [
     ({"mode": "hybrid"}, "UniSRecConfig.mode: expected one of inductive, transductive, id"),
+    ({"text_norm": "pca"}, "UniSRecConfig.text_norm: expected one of none, scaled, standard, whiten"),
+    ({"exclude_history": "yes"}, "UniSRecConfig.exclude_history: expected true or false"),
     ({"hidden_size": 15}, "UniSRecConfig.hidden_size: expected a multiple of heads"),
     ({"epochs": 0}, "UniSRecConfig.epochs: expected a positive integer"),
 ])
