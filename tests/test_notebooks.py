@@ -93,6 +93,26 @@ def test_recommenders_beat_the_random_floor(smoke, name, ks):
             assert row[f"Recall@{k}"] > margin * floor, f"{name} {row}: Recall@{k} {row[f'Recall@{k}']}, floor {floor}"
 
 
+def test_unisrec_reads_every_run_under_both_protocols_and_runs_the_ablation(smoke):
+    """Keeping the history in the ranking only adds competitors: no metric of a model gets better. The smoke
+    ablation's runs all finish (the profile's setting read again from Table 2's runs) and learn."""
+    result = json.loads((smoke / "results" / "smoke" / "unisrec.json").read_text())
+    rows = {(r["model"], r["mode"], r["protocol"]): r for r in result["protocols"]}
+    kept = [(model, mode) for model, mode, protocol in rows if protocol == "history kept"]
+    assert len(kept) == len(result["rows"])  # every run, under both
+    for model, mode in kept:
+        for metric in ("Recall@10", "NDCG@10", "Recall@50", "NDCG@50"):
+            assert float(rows[model, mode, "history kept"][metric]) <= float(
+                rows[model, mode, "history excluded"][metric]), (model, mode, metric)
+    ablation = result["ablation"]
+    assert [(r["setting"], r["model"]) for r in ablation["table"]] == [
+        ("smoke", "ID only (SASRec)"), ("smoke", "tfidf-svd"), ("smoke", "all-MiniLM-L6-v2"),
+        ("input whitened", "tfidf-svd"), ("input whitened", "all-MiniLM-L6-v2")]
+    assert not ablation["pending"] and {r["model"] for r in ablation["shape"]} == {"tfidf-svd", "all-MiniLM-L6-v2"}
+    floor = 10 / {row["dataset"]: row["items"] for row in result["data"]}["Beauty"]
+    assert all(float(r["Recall@10"]) > 1.5 * floor for r in ablation["table"])
+
+
 def test_results_carry_provenance(smoke):
     for path in (smoke / "results" / "smoke").glob("*.json"):
         prov = json.loads(path.read_text())["provenance"]
