@@ -444,8 +444,9 @@ def unisrec_sections(unisrec: dict[str, Any]) -> list[Section]:
         published = paper.wide("UniSRec").reset_index()
         out.append(Section("UniSRec under both ranking protocols, beside the UniSRec paper", [
             "Test users, full ranking; \"history excluded\" is our protocol, \"history kept\" RecBole's (the "
-            "UniSRec paper's), read on the same models. Then as published: " + paper.SOURCES["UniSRec"] + "; "
-            "what still differs is listed in 04_unisrec."], [unisrec["protocols"], _records(published)]))
+            "UniSRec paper's), read on the same models; \"history kept, in validation too\", runs whose early "
+            "stopping ranked that way as well. Then as published: " + paper.SOURCES["UniSRec"] + "; what still "
+            "differs is listed in 04_unisrec."], [unisrec["protocols"], _records(published)]))
     ablation = unisrec.get("ablation") or {}
     if ablation.get("table"):
         out.append(Section("Why TF-IDF beats the sentence encoders inside UniSRec (ablation)", [

@@ -60,23 +60,24 @@ def recommender_runs(runs: list[dict[str, Any]], keys: list[str],
     return table, seed_summary(table, [k for k in keys if k != "seed"], columns), per_user
 
 
-PROTOCOLS = {"history excluded": "test_ranks", "history kept": "test_ranks_history_kept"}
-
-
 def under_protocols(runs: list[dict[str, Any]], keys: list[str], ks: tuple[int, ...] = (10, 50)) -> pd.DataFrame:
-    """UniSRec runs (`runs.execute` records) under both ranking protocols (`unisrec` module docstring): one row per
-    run and protocol, its `keys`, the protocol and Recall / NDCG at `ks`. A run trained with the history kept
-    (`exclude_history: false`) has only that protocol; one trained before both were recorded, only its own."""
+    """UniSRec runs (`runs.execute` records) under the ranking protocols (`unisrec` module docstring): one row per
+    run and protocol, its `keys`, the protocol and Recall / NDCG at `ks`. "history excluded" (ours) and "history
+    kept" are the same model's test ranks; a run trained with `exclude_history: false` (its early stopping ranked
+    the history too, as RecBole does) is "history kept, in validation too". A run given twice counts once."""
     rows = []
     for run in runs:
         result = run["result"]
-        own = "history excluded" if result["config"].get("exclude_history", True) else "history kept"
-        ranks = {own: result["test_ranks"]} | ({"history kept": result["test_ranks_history_kept"]}
-                                                 if "test_ranks_history_kept" in result else {})
+        if result["config"].get("exclude_history", True):
+            ranks = {"history excluded": result["test_ranks"]} | (
+                {"history kept": result["test_ranks_history_kept"]} if "test_ranks_history_kept" in result else {})
+        else:
+            ranks = {"history kept, in validation too": result["test_ranks"]}
         for protocol, values in ranks.items():
             rows.append({k: run[k] for k in keys} | {"protocol": protocol}
                         | metrics.summarize(metrics.per_query(np.array(values), ks=ks)))
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table.drop_duplicates([*keys, "protocol"], ignore_index=True) if rows else table
 
 
 def ablation(runs: list[dict[str, Any]], reference: str, ks: tuple[int, ...] = (10, 50),

@@ -127,34 +127,9 @@ plus = pd.DataFrame(metrics.against_base(per_user, tables.PLUS_OF)).rename(colum
 display(plus.round(4) if len(plus) else "no EncodeRec+ in this profile")
 
 # %% [markdown]
-# ## Our protocol and the reference protocol, beside the UniSRec paper
-# We rank the next item among all items but the user's history; RecBole 1.0.1, which produced the UniSRec paper's
-# tables, ranks it among all items for sequential models, so a history item that still scores high pushes the target
-# down. Every run here is also ranked that way on the same model (`unisrec` module docstring; its early stopping
-# still used our protocol). Our Scientific catalogue is nearly the UniSRec paper's (8,317 users and 4,344 items
-# against 8,442 and 4,385, both Amazon 2018 Industrial_and_Scientific 5-core, leave-one-out, full ranking). What
-# still differs: the text features (a sentence encoder over title, description, brand and categories against
-# BERT-base over title, categories and brand), no pre-training on five other Amazon domains (the paper's inductive
-# UniSRec is pre-trained, then fine-tuned), the 5-core filtering and item order of LC-Rec's preprocessing against
-# UniSRec's own, our SASRec's cosine / temperature scoring against RecBole's inner product, and our epoch cap where
-# the paper trains to early stopping.
-
-# %%
-metric_columns = {f"{m}@{k}": f"{m}@{k}" for k in (10, 50) for m in ("Recall", "NDCG")}
-protocols = tables.under_protocols(finished, ["dataset", "model", "mode", "seed"])
-protocol_table = (tables.seed_summary(protocols, ["dataset", "model", "mode", "protocol"], metric_columns)
-                  if len(protocols) else protocols)
-display(protocol_table)
-display(paper.wide("UniSRec"))
-
-# %% [markdown]
-# ## Ablation: why TF-IDF beats the sentence encoders
-# TF-IDF + SVD item vectors beat every sentence encoder inside UniSRec (Table 2). The adaptor's input differs in
-# shape: a sentence encoder's embeddings are anisotropic (a large shared direction, few directions carrying most of
-# the variance), TF-IDF + SVD vectors spread over their space. The ablation changes one thing at a time from the
-# profile's setting (`ablation` parameter): the epoch budget (to early stopping), what the adaptor sees (the
-# embeddings scaled, standardised per coordinate, or PCA-whitened: `text_norm`), the adaptor's dropout, and the
-# ranking protocol; and reports which change moves the ranking of the backbones, and by how much, with seeds.
+# ## The ablation's runs
+# The runs of the ablation (`ablation` parameter, described below) are read or trained here; the protocol table
+# reads some of them.
 
 # %%
 ablation_plan = runs.ablation_plan(ablation, unisrec, dataset_unisrec, datasets, seeds, data_dir=data_dir,
@@ -173,6 +148,42 @@ if ablation_finished:
     ablation_table, ablation_gaps, ablation_effects = tables.ablation(ablation_finished, reference_setting)
 else:
     ablation_table = ablation_gaps = ablation_effects = pd.DataFrame()
+
+# %% [markdown]
+# ## Our protocol and the reference protocol, beside the UniSRec paper
+# We rank the next item among all items but the user's history; RecBole 1.0.1, which produced the UniSRec paper's
+# tables, ranks it among all items for sequential models, so a history item that still scores high pushes the target
+# down. Every run here is also ranked that way on the same model (`unisrec` module docstring; its early stopping
+# still used our protocol). Our Scientific catalogue is nearly the UniSRec paper's (8,317 users and 4,344 items
+# against 8,442 and 4,385, both Amazon 2018 Industrial_and_Scientific 5-core, leave-one-out, full ranking). What
+# still differs: the text features (a sentence encoder over title, description, brand and categories against
+# BERT-base over title, categories and brand), no pre-training on five other Amazon domains (the paper's inductive
+# UniSRec is pre-trained, then fine-tuned), the 5-core filtering and item order of LC-Rec's preprocessing against
+# UniSRec's own, our SASRec's cosine / temperature scoring against RecBole's inner product, and our epoch cap where
+# the paper trains to early stopping.
+#
+# The table reads Table 2's runs and the ablation's that change nothing or only the protocol: a run trained
+# with the history kept in its early stopping too is the reference protocol all the way.
+
+# %%
+protocol_settings = [label for label, changes in ablation.get("settings", {}).items()
+                     if set(changes or {}) <= {"exclude_history"}]
+metric_columns = {f"{m}@{k}": f"{m}@{k}" for k in (10, 50) for m in ("Recall", "NDCG")}
+protocols = tables.under_protocols(finished + [r for r in ablation_finished if r["setting"] in protocol_settings],
+                                   ["dataset", "model", "mode", "seed"])
+protocol_table = (tables.seed_summary(protocols, ["dataset", "model", "mode", "protocol"], metric_columns)
+                  if len(protocols) else protocols)
+display(protocol_table)
+display(paper.wide("UniSRec"))
+
+# %% [markdown]
+# ## Ablation: why TF-IDF beats the sentence encoders
+# TF-IDF + SVD item vectors beat every sentence encoder inside UniSRec (Table 2). The adaptor's input differs in
+# shape: a sentence encoder's embeddings are anisotropic (a large shared direction, few directions carrying most of
+# the variance), TF-IDF + SVD vectors spread over their space. The ablation changes one thing at a time from the
+# profile's setting (`ablation` parameter): the epoch budget (to early stopping), what the adaptor sees (the
+# embeddings scaled, standardised per coordinate, or PCA-whitened: `text_norm`), the adaptor's dropout, and the
+# ranking protocol; and reports which change moves the ranking of the backbones, and by how much, with seeds.
 
 # %% [markdown]
 # Every model under every setting (mean ± std over seeds), and its place among the setting's models by NDCG@10:

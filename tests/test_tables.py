@@ -67,9 +67,9 @@ def test_under_protocols_reads_each_run_under_both_rankings():
     runs = [{"dataset": "D", "model": "A", "seed": 0, "result": ours},
             {"dataset": "D", "model": "B", "seed": 0, "result": reference},
             {"dataset": "D", "model": "C", "seed": 0, "result": result([0, 0])}]  # recorded before both protocols
-    table = tables.under_protocols(runs, ["dataset", "model", "seed"], ks=(10,))
+    table = tables.under_protocols(runs + runs[:1], ["dataset", "model", "seed"], ks=(10,))  # A twice: once
     assert table[["model", "protocol", "Recall@10"]].values.tolist() == [
-        ["A", "history excluded", 0.5], ["A", "history kept", 0.5], ["B", "history kept", 1.0],
+        ["A", "history excluded", 0.5], ["A", "history kept", 0.5], ["B", "history kept, in validation too", 1.0],
         ["C", "history excluded", 1.0]]
     assert table["NDCG@10"].tolist()[:2] == [0.5, 0.5 / np.log2(5)]
 
