@@ -43,6 +43,7 @@ import json
 import multiprocessing
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -345,11 +346,21 @@ def _fits(todo: dict[int, tuple[Run, tuple]], jobs: int, device: str | None, thr
         return
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)  # 12 workers x all cores would oversubscribe
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context) as pool:
+    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context, initializer=stop_with_parent) as pool:
         futures = {pool.submit(_timed_fit, run, run_inputs, device, threads): i
                    for i, (run, run_inputs) in todo.items()}
         for future in tqdm(as_completed(futures), total=len(futures), desc="fits", disable=not progress):
             yield futures[future], future.result()
+
+
+def stop_with_parent() -> None:
+    """Make this worker process receive SIGTERM when the process that started it dies (Linux's PR_SET_PDEATHSIG):
+    killing `fit` must not leave its fits running for an hour. Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def _timed_fit(run: Run, run_inputs: tuple, device: str | None, threads: int | None) -> tuple[dict[str, Any], float]:

@@ -1,6 +1,10 @@
 import dataclasses
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +234,33 @@ def test_a_listing_counts_a_model_this_machine_has_not_trained_as_pending(rehear
     untrained = str(tmp_path / "cache" / "encoderec" / "EncodeRec-22M-0123456789ab" / "final")
     read = runs.execute(run, lambda name, seed: (untrained, seed), cached_only=True)
     assert read["result"] is None and read["model seed"] == 0
+
+
+def test_a_fit_worker_stops_when_its_parent_is_killed(tmp_path):
+    """`fit`'s workers get SIGTERM when the command dies (killed with SIGKILL, it cannot clean up after itself)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing, os, sys, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from encoderec.runs import stop_with_parent\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'), "
+        "initializer=stop_with_parent)\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    pool.submit(time.sleep, 600)\n"
+        "    time.sleep(600)\n")
+    here = str(Path(__file__).resolve().parents[1])  # this checkout's encoderec, for the parent and its worker
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": here})
+    worker = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    for _ in range(300):  # the worker's SIGTERM comes at once; allow a slow machine 30 s
+        if not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail(f"worker {worker} still runs after its parent was killed")
