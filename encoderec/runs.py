@@ -324,6 +324,7 @@ def fit_all(runs: list[Run], backbone_of: BackboneOf, jobs: int = 1, device: str
     if jobs < 1:
         raise EncoderecError(f"--jobs {jobs}: must be at least 1")
     check_device(device)
+    code = report.git_commit()  # the code the fits run, whatever HEAD is when each of them finishes
     records = [archived(run, backbone_of, archive) if archive is not None else None for run in runs]
     todo = {i: inputs(runs[i], backbone_of, device, progress=progress)
             for i in tqdm([i for i, found in enumerate(records) if found is None], desc="inputs",
@@ -332,7 +333,7 @@ def fit_all(runs: list[Run], backbone_of: BackboneOf, jobs: int = 1, device: str
                                       device, threads, progress):
         records[i] = record(runs[i], todo[i][0], result)
         if archive is not None:
-            archive_run(records[i], runs[i], backbone_of, archive)
+            archive_run(records[i], runs[i], backbone_of, archive, code)
         records[i] |= {"wall seconds": seconds}
     return records
 
@@ -421,12 +422,14 @@ def archived(run: Run, backbone_of: BackboneOf, archive: Path) -> dict[str, Any]
     return entry["record"] if entry.get("identity") == key_of else None
 
 
-def archive_run(finished: dict[str, Any], run: Run, backbone_of: BackboneOf, archive: Path) -> Path:
-    """Write a finished run's record into the archive, atomically, with where and when it was archived."""
+def archive_run(finished: dict[str, Any], run: Run, backbone_of: BackboneOf, archive: Path,
+                code: dict[str, Any] | None = None) -> Path:
+    """Write a finished run's record into the archive, atomically, with the commit that ran it (`code`, as
+    `report.git_commit` gave it when the run started; by default HEAD now), where and when it was archived."""
     key_of = identity(run, backbone_of)
     path = archive_path(archive, run, _key(key_of))
     entry = {"identity": key_of, "record": finished,
-             "provenance": {"git": report.git_commit(), "machine": report.machine(),
+             "provenance": {"git": code or report.git_commit(), "machine": report.machine(),
                             "archived_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}}
     # keys in the record's own order: a notebook's table takes its columns from it, archived or not
     write_bytes(path, gzip.compress(json.dumps(entry).encode("utf-8"), mtime=0))

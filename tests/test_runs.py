@@ -1,4 +1,6 @@
 import dataclasses
+import gzip
+import json
 import os
 import signal
 import subprocess
@@ -152,6 +154,8 @@ def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeyp
     assert cli.main([*fit, "--list"]) == 0
     assert capsys.readouterr().out.count("pending (neither archived nor in the run cache)") == 5
 
+    commits = iter([{"commit": f"{k:040x}", "dirty": False} for k in range(100)])  # HEAD moves during the fits
+    monkeypatch.setattr(runs.report, "git_commit", lambda: next(commits))
     assert cli.main([*fit, "--jobs", "2", "--threads", "1"]) == 0
     assert "fit gpu-unisrec, gpu-tiger: 5 runs in" in capsys.readouterr().out
     assert cli.main([*fit, "--list"]) == 0
@@ -159,7 +163,10 @@ def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeyp
     assert len(listed) == 5 and all(": test Recall@10 0." in line and " on cpu " in line for line in listed)
 
     archive = dirs.output_root / "results" / "rehearsal" / "runs"
-    assert len(list(archive.rglob("*.json.gz"))) == 5  # the profile says archive: true
+    entries = [json.loads(gzip.decompress(p.read_bytes())) for p in archive.rglob("*.json.gz")]
+    assert len(entries) == 5  # the profile says archive: true
+    started = {e["provenance"]["git"]["commit"] for e in entries}
+    assert len(started) == 1 and started < {f"{k:040x}" for k in range(5)}  # the commit the fits started from
     for run in planned:
         read = runs.execute(run, backbone_of, cached_only=True)  # what the notebook does for a gpu dataset
         assert read["result"] is not None, run.name
