@@ -477,10 +477,15 @@ def ablation_finding(ablation: dict[str, Any], metric: str = METRIC) -> str:
                  if s != reference and reference in change and c is not None and change[reference] is not None}
         if moved:
             top = max(moved, key=lambda s: abs(moved[s]))
-            ahead = [s for s, c in change.items() if c is not None and c > 0]
-            text += (f" The setting that moves the gap most from the profile's: {top} ({moved[top] * 100:+.1f} "
-                     f"points). " + (f"A sentence encoder overtakes TF-IDF under: {', '.join(ahead)}."
-                                      if ahead else "TF-IDF stays ahead under every setting."))
+            text += f" The setting that moves the gap most from the profile's: {top} ({moved[top] * 100:+.1f} points)."
+        standing: dict[str, list[str]] = {}
+        for _, r in best.iterrows():
+            significant = (p_value(r.to_dict()) or 1.0) < ALPHA
+            side = "level" if not significant else "ahead" if change[r.setting] > 0 else "behind"
+            standing.setdefault(side, []).append(r.setting)
+        text += "".join(f" {what}: {', '.join(standing[side])}." for side, what in (
+            ("behind", "TF-IDF significantly ahead under"), ("level", "No significant difference under"),
+            ("ahead", "The sentence encoder significantly ahead under")) if side in standing)
         sentences.append(text)
     return " ".join(sentences)
 
