@@ -42,6 +42,10 @@ def recommender_runs(runs: list[dict[str, Any]], keys: list[str],
     A row is the labels, Recall and NDCG at each of `ks` (with the gains of shared IDs when the result has them),
     the best epoch and its validation NDCG@10, the epochs run, the training seconds per epoch, the fitting and
     ranking seconds, and the device that trained it."""
+    columns = {f"{m}@{k}": f"{m}@{k}" for k in ks for m in ("Recall", "NDCG")}
+    if not runs:  # a part of a profile that runs none of this table's runs (04's ablation parts)
+        return pd.DataFrame(columns=[*keys, *columns]), pd.DataFrame(columns=[k for k in keys if k != "seed"]
+                                                                     + list(columns)), {}
     rows, per_user = [], {}
     for run in runs:
         result = run["result"]
@@ -56,7 +60,6 @@ def recommender_runs(runs: list[dict[str, Any]], keys: list[str],
             "fit seconds": result["fit_seconds"], "ranking seconds": result["rank_seconds"],
             "device": result["config"]["device"], "precision": result["config"].get("precision", "fp32")})
     table = pd.DataFrame(rows)
-    columns = {f"{m}@{k}": f"{m}@{k}" for k in ks for m in ("Recall", "NDCG")}
     return table, seed_summary(table, [k for k in keys if k != "seed"], columns), per_user
 
 

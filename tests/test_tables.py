@@ -90,3 +90,8 @@ def test_ablation_places_the_models_of_each_setting_and_tests_each_against_tfidf
     assert effects[["model", "setting", "against"]].values.tolist() == [["tfidf-svd", "whitened", "as is"],
                                                                        ["enc", "whitened", "as is"]]
     assert effects["model NDCG@10"].iloc[1] > effects["base NDCG@10"].iloc[1]
+
+
+def test_recommender_runs_of_no_run_are_empty_tables():
+    table, summary, per_user = tables.recommender_runs([], ["dataset", "model", "seed"], ks=(10,))
+    assert table.empty and list(summary.columns) == ["dataset", "model", "Recall@10", "NDCG@10"] and per_user == {}
