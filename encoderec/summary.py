@@ -477,7 +477,8 @@ def ablation_finding(ablation: dict[str, Any], metric: str = METRIC) -> str:
                  if s != reference and reference in change and c is not None and change[reference] is not None}
         if moved:
             top = max(moved, key=lambda s: abs(moved[s]))
-            text += f" The setting that moves the gap most from the profile's: {top} ({moved[top] * 100:+.1f} points)."
+            text += (f" The setting that moves the gap most from the profile's: {top} "
+                     f"({moved[top] * 100:+.1f} points).")
         standing: dict[str, list[str]] = {}
         for _, r in best.iterrows():
             significant = (p_value(r.to_dict()) or 1.0) < ALPHA

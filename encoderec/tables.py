@@ -88,8 +88,8 @@ def ablation(runs: list[dict[str, Any]], reference: str, ks: tuple[int, ...] = (
     """04_unisrec's ablation: runs labelled with their "setting" (`runs.ablation_plan`). Returns
     - the summary: per dataset, setting and model, Recall / NDCG at `ks` (mean ± std over seeds), the seeds, and
       the model's place among the setting's models by mean `metric` (1 = best);
-    - the gaps: per dataset and setting, every model (the ID-only SASRec too) against "tfidf-svd" (paired Wilcoxon over test users, each
-      user's value averaged over seeds; a negative change: the model is worse than TF-IDF);
+    - the gaps: per dataset and setting, every model (the ID-only SASRec too) against "tfidf-svd" (paired Wilcoxon
+      over test users, each user's value averaged over seeds; a negative change: the model is worse than TF-IDF);
     - the effects: per dataset and model, every setting against the `reference` setting, by the same test."""
     table, summary, per_user = recommender_runs(runs, ["dataset", "setting", "model", "seed"], ks)
     means = table.groupby(["dataset", "setting", "model"], sort=False)[metric].mean()
