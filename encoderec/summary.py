@@ -451,7 +451,8 @@ def unisrec_sections(unisrec: dict[str, Any]) -> list[Section]:
     if ablation.get("table"):
         out.append(Section("Why TF-IDF beats the sentence encoders inside UniSRec (ablation)", [
             ablation_finding(ablation),
-            "Every model under every setting (mean ± std over seeds, place among the setting's models by NDCG@10); "
+            "Every model under every setting (mean ± std over seeds, place among the setting's models by NDCG@10, "
+            "epochs run and epochs run after the best validation epoch); "
             "each sentence encoder against TF-IDF + SVD per setting; each setting against the profile's own; the "
             "shape of the embeddings as the encoder gives them (paired Wilcoxon over test users on NDCG@10)."],
             [ablation["table"], ablation["gaps"], ablation["effects"], ablation.get("shape") or []]))
@@ -460,7 +461,8 @@ def unisrec_sections(unisrec: dict[str, Any]) -> list[Section]:
 
 def ablation_finding(ablation: dict[str, Any], metric: str = METRIC) -> str:
     """What the ablation says, in words from its rows: per dataset, the best sentence encoder's gap to TF-IDF + SVD
-    under each setting, and the setting that moves it most from the reference setting's."""
+    under each setting, the setting that moves it most from the reference setting's, and how many of its runs the
+    epoch cap stopped while they still improved (`capped_runs`)."""
     sentences = []
     gaps = pd.DataFrame(ablation.get("gaps") or [])
     gaps = gaps[gaps["model"] != ID_ONLY] if len(gaps) else gaps
@@ -488,7 +490,19 @@ def ablation_finding(ablation: dict[str, Any], metric: str = METRIC) -> str:
             ("behind", "TF-IDF significantly ahead under"), ("level", "No significant difference under"),
             ("ahead", "The sentence encoder significantly ahead under")) if side in standing)
         sentences.append(text)
-    return " ".join(sentences)
+    return " ".join(sentences + capped_runs(ablation.get("table") or []))
+
+
+def capped_runs(table: Sequence[dict[str, Any]], within: int = 3) -> list[str]:
+    """A sentence on the ablation table's rows (`tables.ablation`) whose best validation epoch is among the last
+    `within` epochs run (a mean over seeds): those the epoch cap, not early stopping, ended; none when no row has
+    the epoch columns."""
+    rows = [r for r in table if r.get("epochs after the best") is not None]
+    capped = [r for r in rows if r["epochs after the best"] < within]
+    if not rows:
+        return []
+    return [f"{len(capped)} of {len(rows)} (setting, model) rows had their best validation epoch among the last "
+            f"{within} epochs run: the epoch cap, not early stopping, ended their training."]
 
 
 def _cell(v: Any, digits: int = 4) -> str:

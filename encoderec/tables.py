@@ -86,8 +86,10 @@ def under_protocols(runs: list[dict[str, Any]], keys: list[str], ks: tuple[int, 
 def ablation(runs: list[dict[str, Any]], reference: str, ks: tuple[int, ...] = (10, 50),
              metric: str = "NDCG@10") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """04_unisrec's ablation: runs labelled with their "setting" (`runs.ablation_plan`). Returns
-    - the summary: per dataset, setting and model, Recall / NDCG at `ks` (mean ± std over seeds), the seeds, and
-      the model's place among the setting's models by mean `metric` (1 = best);
+    - the summary: per dataset, setting and model, Recall / NDCG at `ks` (mean ± std over seeds), the seeds, the
+      model's place among the setting's models by mean `metric` (1 = best), and what ended its training: the
+      epochs run and the epochs run after the best validation epoch (means over seeds; 0 to a few: still improving
+      when the epoch cap stopped it; the patience: early stopping);
     - the gaps: per dataset and setting, every model (the ID-only SASRec too) against "tfidf-svd" (paired Wilcoxon
       over test users, each user's value averaged over seeds; a negative change: the model is worse than TF-IDF);
     - the effects: per dataset and model, every setting against the `reference` setting, by the same test."""
@@ -96,6 +98,9 @@ def ablation(runs: list[dict[str, Any]], reference: str, ks: tuple[int, ...] = (
     places = means.groupby(level=["dataset", "setting"], sort=False).rank(ascending=False, method="min")
     summary["seeds"] = table.groupby(["dataset", "setting", "model"], sort=False).size().to_numpy()
     summary[f"place by {metric}"] = places.astype(int).to_numpy()
+    epochs = table.groupby(["dataset", "setting", "model"], sort=False)[["epochs run", "best epoch"]].mean()
+    summary["epochs run"] = epochs["epochs run"].to_numpy()
+    summary["epochs after the best"] = (epochs["epochs run"] - epochs["best epoch"] - 1).to_numpy()  # 0-based best
     by_model = {(d, model, setting, seed): v for (d, setting, model, seed), v in per_user.items()}
     gaps = metrics.against_base(by_model, {m: "tfidf-svd" for m in table["model"].unique() if m != "tfidf-svd"},
                                 metric)

@@ -186,7 +186,9 @@ display(paper.wide("UniSRec"))
 # ranking protocol; and reports which change moves the ranking of the backbones, and by how much, with seeds.
 
 # %% [markdown]
-# Every model under every setting (mean ± std over seeds), and its place among the setting's models by NDCG@10:
+# Every model under every setting (mean ± std over seeds), its place among the setting's models by NDCG@10, the
+# epochs run and the epochs run after the best validation epoch (0 to 2: still improving when the epoch cap stopped
+# it; the patience: early stopping ended it):
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -250,3 +250,9 @@ def test_ablation_finding_names_each_settings_gap_and_the_setting_that_moves_it(
     assert text.endswith(" TF-IDF significantly ahead under: as is, no dropout. No significant difference under: "
                          "whitened.")
     assert summary.ablation_finding({}) == "No sentence encoder and TF-IDF + SVD ran under the same setting yet."
+    table = [{"setting": "as is", "model": "a", "epochs after the best": 0.5},
+             {"setting": "to early stopping", "model": "a", "epochs after the best": 10.0}]
+    assert summary.ablation_finding(ablation | {"table": table}).endswith(
+        " 1 of 2 (setting, model) rows had their best validation epoch among the last 3 epochs run: the epoch cap, "
+        "not early stopping, ended their training.")
+    assert summary.capped_runs([{"setting": "as is", "model": "a"}]) == []

@@ -80,10 +80,11 @@ def test_ablation_places_the_models_of_each_setting_and_tests_each_against_tfidf
     runs = [{"setting": setting, "dataset": "D", "model": model, "mode": "inductive", "seed": seed,
              "result": result(good if (model == "tfidf-svd") == (setting == "as is") else bad)}
             for setting in ("as is", "whitened") for seed in (0, 1) for model in ("tfidf-svd", "enc")]
+    runs[-1]["result"]["best_epoch"] = 2  # 0-based, as fitting records it: the last of the 3 epochs run
     summary, gaps, effects = tables.ablation(runs, "as is")
-    assert summary[["setting", "model", "seeds", "place by NDCG@10"]].values.tolist() == [
-        ["as is", "tfidf-svd", 2, 1], ["as is", "enc", 2, 2], ["whitened", "tfidf-svd", 2, 2],
-        ["whitened", "enc", 2, 1]]
+    columns = ["setting", "model", "seeds", "place by NDCG@10", "epochs run", "epochs after the best"]
+    assert summary[columns].values.tolist() == [["as is", "tfidf-svd", 2, 1, 3, 1], ["as is", "enc", 2, 2, 3, 1],
+                                                ["whitened", "tfidf-svd", 2, 2, 3, 1], ["whitened", "enc", 2, 1, 3, 0.5]]
     assert gaps[["setting", "model", "base"]].values.tolist() == [["as is", "enc", "tfidf-svd"],
                                                                   ["whitened", "enc", "tfidf-svd"]]
     assert gaps["model NDCG@10"].iloc[0] < gaps["base NDCG@10"].iloc[0] and gaps.iloc[0, -1] < 1e-6  # p-value
