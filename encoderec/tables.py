@@ -91,7 +91,8 @@ def ablation(runs: list[dict[str, Any]], reference: str, ks: tuple[int, ...] = (
       epochs run and the epochs run after the best validation epoch (means over seeds; 0 to a few: still improving
       when the epoch cap stopped it; the patience: early stopping);
     - the gaps: per dataset and setting, every model (the ID-only SASRec too) against "tfidf-svd" (paired Wilcoxon
-      over test users, each user's value averaged over seeds; a negative change: the model is worse than TF-IDF);
+      over test users, each user's value averaged over the seeds both sides ran: `on_shared_seeds`; a negative
+      change: the model is worse than TF-IDF);
     - the effects: per dataset and model, every setting against the `reference` setting, by the same test."""
     table, summary, per_user = recommender_runs(runs, ["dataset", "setting", "model", "seed"], ks)
     means = table.groupby(["dataset", "setting", "model"], sort=False)[metric].mean()
@@ -102,12 +103,27 @@ def ablation(runs: list[dict[str, Any]], reference: str, ks: tuple[int, ...] = (
     summary["epochs run"] = epochs["epochs run"].to_numpy()
     summary["epochs after the best"] = (epochs["epochs run"] - epochs["best epoch"] - 1).to_numpy()  # 0-based best
     by_model = {(d, model, setting, seed): v for (d, setting, model, seed), v in per_user.items()}
-    gaps = metrics.against_base(by_model, {m: "tfidf-svd" for m in table["model"].unique() if m != "tfidf-svd"},
-                                metric)
-    effects = metrics.against_base(per_user, {s: reference for s in table["setting"].unique() if s != reference},
-                                   metric)  # keyed (dataset, setting, model, seed): the setting in the model's place
+    gaps = on_shared_seeds(by_model, {m: "tfidf-svd" for m in table["model"].unique() if m != "tfidf-svd"}, metric)
+    effects = on_shared_seeds(per_user, {s: reference for s in table["setting"].unique() if s != reference},
+                              metric)  # keyed (dataset, setting, model, seed): the setting in the model's place
     return (summary, pd.DataFrame(gaps).rename(columns={"variant": "setting"}),
             pd.DataFrame(effects).rename(columns={"variant": "model", "model": "setting", "base": "against"}))
+
+
+def on_shared_seeds(per_user: dict[tuple, dict[str, np.ndarray]], base_of: dict[str, str],
+                    metric: str = "NDCG@10") -> list[dict]:
+    """`metrics.against_base` (keys: dataset, model, variant, seed), each model and its base compared on the seeds
+    both ran: an ablation fills in seed by seed, and averaging each side over its own seeds would compare different
+    trainings. A pair without a shared seed gives no row."""
+    seeds: dict[tuple, set] = {}
+    for dataset, model, variant, seed in per_user:
+        seeds.setdefault((dataset, model, variant), set()).add(seed)
+    rows = []
+    for model, base in base_of.items():
+        shared = {(d, v): s & seeds.get((d, base, v), set()) for (d, m, v), s in seeds.items() if m == model}
+        rows += metrics.against_base({k: values for k, values in per_user.items() if k[1] in (model, base)
+                                      and k[3] in shared.get((k[0], k[2]), ())}, {model: base}, metric)
+    return rows
 
 
 def against_dedup(per_user: dict[tuple, dict[str, np.ndarray]]) -> pd.DataFrame:

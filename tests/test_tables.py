@@ -93,6 +93,20 @@ def test_ablation_places_the_models_of_each_setting_and_tests_each_against_tfidf
     assert effects["model NDCG@10"].iloc[1] > effects["base NDCG@10"].iloc[1]
 
 
+def test_ablation_compares_a_setting_with_the_reference_on_the_seeds_both_ran():
+    rng = np.random.default_rng(0)
+    good, bad = rng.integers(0, 5, 200).tolist(), rng.integers(5, 40, 200).tolist()
+    runs = [{"setting": "as is", "dataset": "D", "model": "tfidf-svd", "mode": "inductive", "seed": seed,
+             "result": result(bad if seed == 0 else good)} for seed in (0, 1)]  # seed 0 was a bad training
+    runs += [{"setting": "whitened", "dataset": "D", "model": "tfidf-svd", "mode": "inductive", "seed": 1,
+              "result": result(good)},
+             {"setting": "scaled", "dataset": "D", "model": "tfidf-svd", "mode": "inductive", "seed": 2,
+              "result": result(good)}]
+    _, _, effects = tables.ablation(runs, "as is")
+    assert effects[["setting", "seeds"]].values.tolist() == [["whitened", 1]]  # "scaled" shares no seed: no row
+    assert effects["model NDCG@10"].iloc[0] == effects["base NDCG@10"].iloc[0]  # seed 1 against seed 1 only
+
+
 def test_recommender_runs_of_no_run_are_empty_tables():
     table, summary, per_user = tables.recommender_runs([], ["dataset", "model", "seed"], ks=(10,))
     assert table.empty and list(summary.columns) == ["dataset", "model", "Recall@10", "NDCG@10"] and per_user == {}
