@@ -59,7 +59,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     parts = [runner.part_parameters(args.profile, part, args.data_dir) for part in args.part]
     planned = [(part, run) for part, (notebook, params) in zip(args.part, parts, strict=True)
-               for run in runs.plan(notebook, params)]
+               for run in runs.plan(notebook, params, args.setting)]
     notebook, params = parts[0]
     profile_run = report.start(notebook, params, params["output_root"])  # the profile's models and archive: any part's
     backbone_of, archive = profile_run.backbone, profile_run.archive
@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs trained at the same time, in worker processes")
     p.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: CUDA when available)")
     p.add_argument("--threads", type=int, help="CPU threads per worker (default: torch's)")
+    p.add_argument("--setting", action="append", help="only the runs of this setting of 04_unisrec's ablation "
+                   "(a label under the profile's `ablation: settings`); repeatable")
     p.add_argument("--list", action="store_true", help="list the parts' runs, each finished (read from the run "
                    "cache) or pending, and train nothing")
     p.set_defaults(func=_cmd_fit)

@@ -99,15 +99,23 @@ class Run:
 # --------------------------------------------------------------------------- plans
 
 
-def plan(notebook: str, params: dict[str, Any]) -> list[Run]:
+def plan(notebook: str, params: dict[str, Any], settings: list[str] | None = None) -> list[Run]:
     """The runs of `notebook` (04_unisrec or 05_tiger) with these parameters, in the order the notebook runs them
-    (04's `ablation` runs after its Table 2 runs, each run once)."""
+    (04's `ablation` runs after its Table 2 runs, each run once). With `settings` (labels of 04's ablation
+    settings), only the ablation's runs of those settings: how a session with little time picks what to train."""
     if notebook not in NOTEBOOKS:
         raise EncoderecError(f"{notebook}: has no recommender runs; use one of {', '.join(NOTEBOOKS)}")
-    if notebook == "05_tiger":
+    if notebook == "05_tiger" and not settings:
         return list(tiger_plan(**_plan_arguments(notebook, params)))
-    ablation = [r for _, r in ablation_plan(params.get("ablation") or {}, **_ablation_arguments(params))]
-    return _unique([*unisrec_plan(**_plan_arguments(notebook, params)), *ablation])
+    ablation = params.get("ablation") or {}
+    if settings:
+        known = list(ablation.get("settings") or {}) if notebook == "04_unisrec" else []
+        if unknown := [label for label in settings if label not in known]:
+            raise EncoderecError(f"{notebook}: no ablation setting {unknown[0]!r} in this part; its settings: "
+                                 f"{', '.join(map(repr, known)) or 'none (only 04_unisrec has an ablation)'}")
+        return _unique([r for label, r in ablation_plan(ablation, **_ablation_arguments(params)) if label in settings])
+    return _unique([*unisrec_plan(**_plan_arguments(notebook, params)),
+                    *(r for _, r in ablation_plan(ablation, **_ablation_arguments(params)))])
 
 
 def _unique(runs: list[Run]) -> list[Run]:

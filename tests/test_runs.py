@@ -51,6 +51,13 @@ def test_ablation_plan_changes_one_setting_and_trains_the_id_model_only_where_it
     assert runs.plan("04_unisrec", {**UNISREC, "ablation": {}}) == runs.plan("04_unisrec", UNISREC)
     # a notebook (a part of a profile) runs the ablation's datasets and seeds that are also its own
     assert runs.ablation_plan(ABLATION, {}, {}, datasets=["A"]) == runs.ablation_plan(ABLATION, {}, {}, seeds=[1]) == []
+    # `settings` picks the ablation's runs of those settings, none of Table 2's
+    picked = runs.plan("04_unisrec", {**UNISREC, "ablation": ABLATION}, settings=["reference", "whitened"])
+    assert picked == [r for label, r in labelled if label in ("whitened", "reference")]
+    with pytest.raises(EncoderecError, match="no ablation setting 'wide' in this part; its settings: 'as is', "):
+        runs.plan("04_unisrec", {**UNISREC, "ablation": ABLATION}, settings=["wide"])
+    with pytest.raises(EncoderecError, match="its settings: none"):
+        runs.plan("05_tiger", TIGER, settings=["as is"])
 
 
 @pytest.mark.parametrize("ablation, message", [
