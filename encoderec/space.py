@@ -1,4 +1,5 @@
-"""The embedding space: category labels, cluster quality, neighbours that change, UMAP coordinates.
+"""The embedding space: category labels, cluster quality, neighbours that change, UMAP coordinates, anisotropy,
+and the next-item signal of the geometry alone (a last-item nearest-neighbour recommender).
 
 All functions take L2-normalised item embeddings (rows = item idx), so inner product = cosine.
 """
@@ -118,3 +119,22 @@ def anisotropy(embeddings: np.ndarray, top: int = 5) -> dict[str, float]:
     return {"mean cosine": float(mean_cosine),
             "participation ratio": float(eigenvalues.sum() ** 2 / (eigenvalues ** 2).sum()),
             f"variance in top {top} directions": float(eigenvalues[:top].sum() / eigenvalues.sum())}
+
+
+def last_item_ranks(embeddings: np.ndarray, examples: Sequence[data.Example], batch_size: int = 1024) -> np.ndarray:
+    """A recommender without training, to measure how much next-item signal an embedding space carries by itself:
+    every item scores its cosine to the user's last history item (rows normalised here), and the 0-based rank of
+    the target is the number of items scoring above it among all items but the user's history, the target always
+    ranked (UniSRec's protocol, `unisrec.SequentialRecommender.rank`)."""
+    x = np.asarray(embeddings, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    x = x / np.where(norms > 0, norms, 1.0)
+    ranks = np.empty(len(examples), dtype=np.int64)
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start:start + batch_size]
+        scores = x[[e.history[-1] for e in batch]] @ x.T
+        target = scores[np.arange(len(batch)), [e.target for e in batch]].copy()
+        rows = np.repeat(np.arange(len(batch)), [len(e.history) for e in batch])
+        scores[rows, np.concatenate([e.history for e in batch])] = -np.inf
+        ranks[start:start + len(batch)] = (scores > target[:, None]).sum(1)
+    return ranks

@@ -139,11 +139,19 @@ ablation_records = [{"setting": label} | runs.execute(r, run.backbone, cached_on
 ablation_finished, ablation_pending = tables.finished_and_pending(ablation_records)
 display(ablation_pending)
 reference_setting = next(iter(ablation.get("settings", {})), None)
-shape = pd.DataFrame([{"dataset": name, "model": b, **space.anisotropy(x)}
+
+
+def next_item_signal(x, examples, how):
+    """NDCG@10 of the training-free last-item neighbour recommender on embeddings x, normalised by `how`."""
+    return metrics.per_query(space.last_item_ranks(usr.normalise_text(x, how), examples))["NDCG@10"].mean()
+
+
+shape = pd.DataFrame([{"dataset": name, "model": b, **space.anisotropy(x),
+                       **{f"last-item kNN NDCG@10, {how}": next_item_signal(x, prepared[name].split.test, how)
+                          for how in ("none", "whiten")}}
                       for name in sorted({r.dataset for _, r in ablation_plan}) for b in ablation["backbones"]
                       if (x := runs.text_embeddings(name, b, run.backbone, data_dir, max_items, max_users))
                       is not None])
-display(shape.round(3))  # the embeddings as the encoder gives them (text_norm "none")
 if ablation_finished:
     ablation_table, ablation_gaps, ablation_effects = tables.ablation(ablation_finished, reference_setting)
 else:
@@ -193,6 +201,15 @@ display(paper.wide("UniSRec"))
 # %%
 # NBVAL_CHECK_OUTPUT
 print(ablation_table.to_string(index=False) if len(ablation_table) else "no ablation in this profile")
+
+# %% [markdown]
+# The backbones' embeddings as the encoder gives them: how anisotropic they are (`space.anisotropy`), and how much
+# next-item signal their geometry carries without any training: every item scored by its cosine to the user's last
+# item, test users, our protocol (`space.last_item_ranks`), as given and PCA-whitened. It separates what the text
+# representation knows from what the adaptor makes of it.
+
+# %%
+display(shape.round(4))
 
 # %% [markdown]
 # Each sentence encoder against TF-IDF + SVD under each setting (a negative change: worse than TF-IDF), and each

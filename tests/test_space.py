@@ -56,3 +56,12 @@ def test_anisotropy_tells_spread_directions_from_a_shared_one():
     pairs = [x[i] @ x[j] for i in range(5) for j in range(5) if i != j]
     assert space.anisotropy(x)["mean cosine"] == pytest.approx(np.mean(pairs))
     assert space.anisotropy(np.eye(4))["variance in top 5 directions"] == pytest.approx(1.0)
+
+
+def test_last_item_ranks_score_by_the_cosine_to_the_last_item_without_the_history():
+    x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.6, 0.8], [2.0, 0.1]])  # item 4: near item 0, longer
+    examples = [data.Example(0, [2, 0], 3), data.Example(1, [0, 4], 4), data.Example(2, [3], 0)]
+    ranks = space.last_item_ranks(x, examples, batch_size=2)
+    # last item 0: items 4 and 1 score above 3 (0 and 2 are history); item 4 repeats its history: still ranked, first;
+    # last item 3: items 2 (cosine 0.8), 1 (0.68) and 4 (0.64) score above 0 (0.6)
+    assert ranks.tolist() == [2, 0, 3]
