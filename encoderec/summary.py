@@ -490,7 +490,22 @@ def ablation_finding(ablation: dict[str, Any], metric: str = METRIC) -> str:
             ("behind", "TF-IDF significantly ahead under"), ("level", "No significant difference under"),
             ("ahead", "The sentence encoder significantly ahead under")) if side in standing)
         sentences.append(text)
-    return " ".join(sentences + capped_runs(ablation.get("table") or []))
+    return " ".join(sentences + capped_runs(ablation.get("table") or []) + untrained_signal(ablation.get("shape") or []))
+
+
+def untrained_signal(shape: Sequence[dict[str, Any]]) -> list[str]:
+    """A sentence per dataset on the next-item signal of each backbone's geometry without training (04's shape
+    table: NDCG@10 of the last-item neighbour recommender per normalisation); none for a table without it."""
+    prefix = "last-item kNN NDCG@10, "
+    out = []
+    for dataset in dict.fromkeys(r["dataset"] for r in shape):
+        rows = [r for r in shape if r["dataset"] == dataset]
+        hows = [c[len(prefix):] for c in rows[0] if c.startswith(prefix)]
+        if hows:
+            told = "; ".join(f"{how}: " + ", ".join(f"{r['model']} {r[prefix + how]:.4f}" for r in rows) for how in hows)
+            out.append(f"{dataset} without training (every item scored by its cosine to the user's last item), "
+                       f"NDCG@10 by input: {told}.")
+    return out
 
 
 def capped_runs(table: Sequence[dict[str, Any]], within: int = 3) -> list[str]:

@@ -256,3 +256,11 @@ def test_ablation_finding_names_each_settings_gap_and_the_setting_that_moves_it(
         " 1 of 2 (setting, model) rows had their best validation epoch among the last 3 epochs run: the epoch cap, "
         "not early stopping, ended their training.")
     assert summary.capped_runs([{"setting": "as is", "model": "a"}]) == []
+    shape = [{"dataset": "S", "model": "tfidf-svd", "mean cosine": 0.05, "last-item kNN NDCG@10, none": 0.0633,
+              "last-item kNN NDCG@10, whiten": 0.0644},
+             {"dataset": "S", "model": "a", "mean cosine": 0.2, "last-item kNN NDCG@10, none": 0.0671,
+              "last-item kNN NDCG@10, whiten": 0.0672}]
+    assert summary.ablation_finding(ablation | {"shape": shape}).endswith(
+        " S without training (every item scored by its cosine to the user's last item), NDCG@10 by input: none: "
+        "tfidf-svd 0.0633, a 0.0671; whiten: tfidf-svd 0.0644, a 0.0672.")
+    assert summary.untrained_signal([{"dataset": "S", "model": "a", "mean cosine": 0.2}]) == []
