@@ -188,7 +188,12 @@ display(paper.wide("UniSRec"))
 # ## Ablation: why TF-IDF beats the sentence encoders
 # TF-IDF + SVD item vectors beat every sentence encoder inside UniSRec (Table 2). The adaptor's input differs in
 # shape: a sentence encoder's embeddings are anisotropic (a large shared direction, few directions carrying most of
-# the variance), TF-IDF + SVD vectors spread over their space. The ablation changes one thing at a time from the
+# the variance), TF-IDF + SVD vectors spread over their space. It also differs from what UniSRec was built for in
+# scale: our encoders' embeddings are L2-normalised (coordinates of about 1 / sqrt(d)), UniSRec's reference feeds
+# BERT's raw [CLS] vectors into an adaptor initialised like BERT (weights of std 0.02), and the result is added to
+# position embeddings of std 0.02 before a LayerNorm; Adam moves each weight by about the learning rate whatever
+# its gradient, so the input's scale sets how fast the adaptor's output can move. The "scaled" input (x sqrt(d))
+# changes the scale alone, the whitened input scale and shape. The ablation changes one thing at a time from the
 # profile's setting (`ablation` parameter): the epoch budget (to early stopping), what the adaptor sees (the
 # embeddings scaled, standardised per coordinate, or PCA-whitened: `text_norm`), the adaptor's dropout, and the
 # ranking protocol; and reports which change moves the ranking of the backbones, and by how much, with seeds.
