@@ -125,6 +125,11 @@ def _unique(runs: list[Run]) -> list[Run]:
     return [r for r, key in zip(runs, keys) if not (key in seen or seen.add(key))]
 
 
+# UniSRecConfig fields that only the text adaptor reads: not a setting of the ID-only SASRec, and an ablation setting
+# of these alone has no ID-only run
+ADAPTOR_FIELDS = frozenset({"text_norm", "adaptor_dropout", "experts"})
+
+
 def unisrec_plan(datasets: list[str], backbones: list[str], modes: list[str], id_baseline: bool, seeds: list[int],
                  unisrec: dict[str, Any], dataset_unisrec: dict[str, dict[str, Any]],
                  **data_slice: Any) -> Iterator[Run]:
@@ -134,14 +139,23 @@ def unisrec_plan(datasets: list[str], backbones: list[str], modes: list[str], id
         settings = {**unisrec, **(dataset_unisrec or {}).get(name, {})}
         for seed in seeds:
             if id_baseline:
-                yield Run("unisrec", name, None, "id", seed, settings, **data_slice)
+                yield unisrec_run(name, None, "id", seed, settings, **data_slice)
             for backbone in backbones:
                 for mode in modes:
-                    yield Run("unisrec", name, backbone, mode, seed, settings, **data_slice)
+                    yield unisrec_run(name, backbone, mode, seed, settings, **data_slice)
 
 
-# UniSRecConfig fields that only the text adaptor reads: an ablation setting of these alone has no ID-only run
-ADAPTOR_FIELDS = frozenset({"text_norm", "adaptor_dropout", "experts"})
+def unisrec_run(dataset: str, backbone: str | None, mode: str, seed: int, settings: dict[str, Any],
+                **data_slice: Any) -> Run:
+    """A UniSRec run whose settings keep only what departs from UniSRecConfig's defaults, and for the ID-only SASRec
+    nothing that only the text adaptor reads: the same training is the same run (and archive entry) however it was
+    asked for, e.g. an ablation setting that restores a default the profile changed ({text_norm: none})."""
+    defaults = usr.UniSRecConfig()
+    kept = {k: v for k, v in settings.items() if getattr(defaults, k, object()) != v
+            and not (backbone is None and k in ADAPTOR_FIELDS)}
+    return Run("unisrec", dataset, backbone, mode, seed, kept, **data_slice)
+
+
 ABLATION_KEYS = ("datasets", "backbones", "id_baseline", "seeds", "settings")
 
 
@@ -170,8 +184,8 @@ def ablation_plan(ablation: dict[str, Any], unisrec: dict[str, Any], dataset_uni
             for seed in [k for k in ablation.get("seeds", [0]) if seeds is None or k in seeds]:
                 for backbone in ([None] if with_id else []) + list(ablation.get("backbones", [])):
                     mode = "id" if backbone is None else "inductive"
-                    out.append((label, Run("unisrec", name, backbone, mode, seed, {**base, **(changes or {})},
-                                           **data_slice)))
+                    out.append((label, unisrec_run(name, backbone, mode, seed, {**base, **(changes or {})},
+                                                   **data_slice)))
     return out
 
 

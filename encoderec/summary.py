@@ -479,7 +479,7 @@ def ablation_finding(ablation: dict[str, Any], metric: str = METRIC) -> str:
                  if s != reference and reference in change and c is not None and change[reference] is not None}
         if moved:
             top = max(moved, key=lambda s: abs(moved[s]))
-            text += (f" The setting that moves the gap most from the profile's: {top} "
+            text += (f" The setting that moves the gap most from the reference's ({reference}): {top} "
                      f"({moved[top] * 100:+.1f} points).")
         standing: dict[str, list[str]] = {}
         for _, r in best.iterrows():

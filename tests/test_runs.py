@@ -60,6 +60,20 @@ def test_ablation_plan_changes_one_setting_and_trains_the_id_model_only_where_it
         runs.plan("05_tiger", TIGER, settings=["as is"])
 
 
+def test_a_unisrec_run_is_named_by_what_departs_from_the_defaults():
+    """A setting restoring a default the profile changed is the run that never changed it (one archive entry), and
+    the ID-only SASRec carries no field that only the text adaptor reads."""
+    scaled = {"epochs": 9, "text_norm": "scaled"}
+    ablation = {"datasets": ["B"], "backbones": ["x"], "id_baseline": True, "seeds": [0],
+                "settings": {"as given": {"text_norm": "none"}, "profile": {}}}
+    (_, as_given), (_, id_only), (_, profile) = runs.ablation_plan(ablation, scaled, {})
+    assert as_given == runs.Run("unisrec", "B", "x", "inductive", 0, {"epochs": 9})
+    assert profile.settings == scaled and profile.config().text_norm == "scaled"
+    assert id_only.variant == "id" and id_only.settings == {"epochs": 9}
+    assert [r.settings for r in runs.unisrec_plan(["B"], ["x"], ["inductive"], True, [0], scaled, {})] == [
+        {"epochs": 9}, scaled]
+
+
 @pytest.mark.parametrize("ablation, message", [
     ({**ABLATION, "seed": [1]}, "ablation: expected a mapping with keys datasets, .*; unknown key 'seed'"),
     ({**ABLATION, "settings": {"wide": {"hidden": 64}}}, "setting 'wide': unknown key 'hidden'"),

@@ -246,7 +246,7 @@ def test_ablation_finding_names_each_settings_gap_and_the_setting_that_moves_it(
     text = summary.ablation_finding(ablation)
     assert text.startswith("S, NDCG@10 of the best sentence encoder against TF-IDF + SVD, by setting: as is: b "
                            "-10.0% (p = 0.01, 3 seeds); whitened: a +5.0% (p = 0.2, 1 seed); no dropout: a -15.0%")
-    assert "moves the gap most from the profile's: whitened (+15.0 points)." in text
+    assert "moves the gap most from the reference's (as is): whitened (+15.0 points)." in text
     assert text.endswith(" TF-IDF significantly ahead under: as is, no dropout. No significant difference under: "
                          "whitened.")
     assert summary.ablation_finding({}) == "No sentence encoder and TF-IDF + SVD ran under the same setting yet."
