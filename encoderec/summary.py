@@ -490,19 +490,27 @@ def ablation_finding(ablation: dict[str, Any], metric: str = METRIC) -> str:
             ("behind", "TF-IDF significantly ahead under"), ("level", "No significant difference under"),
             ("ahead", "The sentence encoder significantly ahead under")) if side in standing)
         sentences.append(text)
-    return " ".join(sentences + capped_runs(ablation.get("table") or []) + untrained_signal(ablation.get("shape") or []))
+    return " ".join(sentences + capped_runs(ablation.get("table") or [])
+                    + untrained_signal(ablation.get("shape") or [], ablation.get("untrained gaps") or []))
 
 
-def untrained_signal(shape: Sequence[dict[str, Any]]) -> list[str]:
+def untrained_signal(shape: Sequence[dict[str, Any]], gaps: Sequence[dict[str, Any]] = ()) -> list[str]:
     """A sentence per dataset on the next-item signal of each backbone's geometry without training (04's shape
-    table: NDCG@10 of the last-item neighbour recommender per normalisation); none for a table without it."""
+    table: NDCG@10 of the last-item neighbour recommender per normalisation), with the p-value of each backbone
+    against TF-IDF + SVD where `gaps` (04's "untrained gaps") has it; none for a table without it."""
     prefix = "last-item kNN NDCG@10, "
+    p_of = {(g["dataset"], g["model"], g["variant"]): p_value(g) for g in gaps}
+
+    def value(row: dict[str, Any], how: str) -> str:
+        key = (row["dataset"], row["model"], how)
+        return f"{row['model']} {row[prefix + how]:.4f}" + (f" ({format_p(p_of[key])})" if key in p_of else "")
+
     out = []
     for dataset in dict.fromkeys(r["dataset"] for r in shape):
         rows = [r for r in shape if r["dataset"] == dataset]
         hows = [c[len(prefix):] for c in rows[0] if c.startswith(prefix)]
         if hows:
-            told = "; ".join(f"{how}: " + ", ".join(f"{r['model']} {r[prefix + how]:.4f}" for r in rows) for how in hows)
+            told = "; ".join(f"{how}: " + ", ".join(value(r, how) for r in rows) for how in hows)
             out.append(f"{dataset} without training (every item scored by its cosine to the user's last item), "
                        f"NDCG@10 by input: {told}.")
     return out

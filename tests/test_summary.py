@@ -264,3 +264,6 @@ def test_ablation_finding_names_each_settings_gap_and_the_setting_that_moves_it(
         " S without training (every item scored by its cosine to the user's last item), NDCG@10 by input: none: "
         "tfidf-svd 0.0633, a 0.0671; whiten: tfidf-svd 0.0644, a 0.0672.")
     assert summary.untrained_signal([{"dataset": "S", "model": "a", "mean cosine": 0.2}]) == []
+    gaps = [{"dataset": "S", "variant": "none", "model": "a", "base": "tfidf-svd", "p (wilcoxon, NDCG@10)": 0.03}]
+    assert summary.untrained_signal(shape, gaps)[0].endswith(
+        "none: tfidf-svd 0.0633, a 0.0671 (p = 0.03); whiten: tfidf-svd 0.0644, a 0.0672.")
