@@ -37,6 +37,19 @@ KEY_PACKAGES = ("torch", "transformers", "sentence-transformers", "faiss-cpu", "
 READS_LOG = "ENCODEREC_READS_LOG"
 
 
+def log_read(path: Path, data: bytes | None, root: Path | None = None) -> None:
+    """Tell the report runner that runs this notebook, if one does, that it read `path` (`data`: the bytes it found,
+    None when the file was absent), so that the notebook re-runs once that file changes, appears or goes. Named
+    relative to `root` (the output root) when given, else by its absolute path."""
+    log = os.environ.get(READS_LOG)
+    if not log:
+        return  # run by hand, in JupyterLab: nothing to tell a runner
+    reads = read_json(log) if Path(log).is_file() else {}
+    reads[os.path.relpath(path, root) if root else str(Path(path).resolve())] = (
+        hashlib.sha256(data).hexdigest() if data is not None else None)
+    write_json(log, reads)
+
+
 # --------------------------------------------------------------------------- provenance
 
 def git_commit(root: Path | None = None) -> dict[str, Any]:
@@ -169,7 +182,7 @@ class NotebookRun:
         whenever what it read changes: read earlier results only through here."""
         path = self.results_dir / f"{name}.json"
         data = path.read_bytes() if path.is_file() else None
-        self._log_read(path, hashlib.sha256(data).hexdigest() if data is not None else None)
+        log_read(path, data, self.output_root)
         if data is None:
             if missing_ok:
                 return None
@@ -177,13 +190,6 @@ class NotebookRun:
                                  f"(python -m encoderec report --profile {self.profile})")
         return read_json(path)
 
-    def _log_read(self, path: Path, digest: str | None) -> None:
-        log = os.environ.get(READS_LOG)
-        if not log:
-            return  # run by hand, in JupyterLab: nothing to tell a runner
-        reads = read_json(log) if Path(log).is_file() else {}
-        reads[os.path.relpath(path, self.output_root)] = digest
-        write_json(log, reads)
 
     def figure(self, fig: Any, name: str, static: bool = False) -> Any:
         """Save a plotly figure as offline HTML under figures/<profile>/ (and as a PNG with `static`, for pages that

@@ -31,6 +31,8 @@ texts it encodes, and the versions of the recommender's code (and, for TIGER, of
 embedding cache, it names an encoder by what it is, not by the code that runs it; unlike the caches, it is not keyed
 on the bytes of the embeddings nor on the precision a device resolves "auto" to: the archive holds the run as it was
 trained, where it was trained (its record says on what and in which precision), for every machine to read.
+Under the report runner each lookup is logged as a read of the entry (its hash, or its absence), like a results
+file: a notebook that found a run pending re-runs once `fit` archives it, and one that archived it does not.
 """
 
 from __future__ import annotations
@@ -434,10 +436,12 @@ def archived(run: Run, backbone_of: BackboneOf, archive: Path) -> dict[str, Any]
     """The archived record of `run` (as `execute` returns it), or None when the archive does not hold it."""
     key_of = identity(run, backbone_of)
     path = archive_path(archive, run, _key(key_of))
-    if not path.is_file():
+    stored = path.read_bytes() if path.is_file() else None
+    report.log_read(path, stored)  # a notebook that found the run pending re-runs once a fit archives it
+    if stored is None:
         return None
     try:
-        entry = json.loads(gzip.decompress(path.read_bytes()))
+        entry = json.loads(gzip.decompress(stored))
     except (OSError, EOFError, ValueError) as e:
         raise EncoderecError(f"{path}: not a gzip-compressed JSON run ({e}); delete it and train the run again "
                              f"(python -m encoderec fit)") from None
@@ -454,5 +458,7 @@ def archive_run(finished: dict[str, Any], run: Run, backbone_of: BackboneOf, arc
              "provenance": {"git": code or report.git_commit(), "machine": report.machine(),
                             "archived_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}}
     # keys in the record's own order: a notebook's table takes its columns from it, archived or not
-    write_bytes(path, gzip.compress(json.dumps(entry).encode("utf-8"), mtime=0))
+    stored = gzip.compress(json.dumps(entry).encode("utf-8"), mtime=0)
+    write_bytes(path, stored)
+    report.log_read(path, stored)  # written by this notebook: no reason to run it again
     return path

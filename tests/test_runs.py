@@ -1,5 +1,6 @@
 import dataclasses
 import gzip
+import hashlib
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from encoderec import cli, paths, runner, runs
+from encoderec import cli, paths, report, runner, runs
 from encoderec.errors import EncoderecError
 from encoderec.profiles import load_profile
 from tests.conftest import write_dataset
@@ -232,6 +233,29 @@ def test_an_archived_run_is_read_on_a_machine_without_its_caches(rehearsal, monk
     assert runs.execute(other, backbone_of, cached_only=True, archive=archive)["result"] is None
     monkeypatch.setattr(runs, "code_version", lambda module: f"changed {module}")
     assert runs.execute(run, backbone_of, cached_only=True, archive=archive)["result"] is None  # other code
+
+
+def test_archive_lookups_are_logged_as_reads_so_a_run_archived_later_reruns_the_notebook(rehearsal, monkeypatch,
+                                                                                          tmp_path):
+    dirs, data_dir = rehearsal
+    backbone_of = lambda name, seed: (name, None)  # noqa: E731
+    run = runs.plan(*runner.part_parameters("rehearsal", "gpu-unisrec", str(data_dir), dirs))[0]
+    entry = runs.archive_path(tmp_path / "archive", run, runs._key(runs.identity(run, backbone_of)))
+    log = tmp_path / "reads.json"
+    monkeypatch.setenv(report.READS_LOG, str(log))
+
+    assert runs.archived(run, backbone_of, tmp_path / "archive") is None  # pending: its absence is what was read
+    reads = json.loads(log.read_text())
+    assert reads == {str(entry.resolve()): None} and runner._reads_unchanged(reads, dirs.output_root)
+    runs.archive_run({"result": {"x": 1}}, run, backbone_of, tmp_path / "archive")  # another process's fit
+    assert not runner._reads_unchanged(reads, dirs.output_root)  # so the notebook runs again
+
+    log.unlink()
+    assert runs.archived(run, backbone_of, tmp_path / "archive") == {"result": {"x": 1}}
+    runs.archive_run({"result": {"x": 2}}, run, backbone_of, tmp_path / "archive")  # the notebook's own write
+    reads = json.loads(log.read_text())
+    assert reads[str(entry.resolve())] == hashlib.sha256(entry.read_bytes()).hexdigest()
+    assert runner._reads_unchanged(reads, dirs.output_root)  # what it wrote itself is no reason to run again
 
 
 def test_a_damaged_archive_entry_is_named(rehearsal, tmp_path):
