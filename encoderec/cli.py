@@ -60,6 +60,8 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     parts = [runner.part_parameters(args.profile, part, args.data_dir) for part in args.part]
     planned = [(part, run) for part, (notebook, params) in zip(args.part, parts, strict=True)
                for run in runs.plan(notebook, params, args.setting)]
+    if args.backbone:
+        planned = _of_backbones(planned, args.backbone)
     notebook, params = parts[0]
     profile_run = report.start(notebook, params, params["output_root"])  # the profile's models and archive: any part's
     backbone_of, archive = profile_run.backbone, profile_run.archive
@@ -76,6 +78,17 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         print(f"{runs.describe(record)}; {where}")
     print(f"fit {', '.join(args.part)}: {len(records)} runs in {time.perf_counter() - started:.0f} s "
           f"({args.jobs} at a time)")
+
+
+def _of_backbones(planned: list[tuple[str, Any]], names: list[str]) -> list[tuple[str, Any]]:
+    """The planned runs of the backbones `names` (as the parts name them): a session with time for only some of a
+    part's runs trains those; an unknown name is an error that lists the parts' backbones."""
+    known = sorted({run.backbone for _, run in planned if run.backbone is not None})
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise EncoderecError(f"--backbone {unknown[0]}: no run of these parts uses it; their backbones: "
+                             f"{', '.join(known) or 'none'}")
+    return [(part, run) for part, run in planned if run.backbone in names]
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -159,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads per worker (default: torch's)")
     p.add_argument("--setting", action="append", help="only the runs of this setting of 04_unisrec's ablation "
                    "(a label under the profile's `ablation: settings`); repeatable")
+    p.add_argument("--backbone", action="append", help="only the runs of this backbone (tfidf-svd, EncodeRec-110M, "
+                   "...; not the ID-only SASRec); repeatable")
     p.add_argument("--list", action="store_true", help="list the parts' runs, each finished (read from the run "
                    "cache) or pending, and train nothing")
     p.set_defaults(func=_cmd_fit)

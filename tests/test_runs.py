@@ -176,6 +176,12 @@ def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeyp
     assert cli.main([*fit, "--list"]) == 0
     assert capsys.readouterr().out.count("pending (neither archived nor in the run cache)") == 5
 
+    assert cli.main([*fit, "--list", "--backbone", "random"]) == 0  # the runs of one backbone: UniSRec's and TIGER's
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2 and all(" random " in line.split(":")[1] for line in listed)
+    assert cli.main([*fit, "--list", "--backbone", "bert"]) == 2
+    assert "--backbone bert: no run of these parts uses it; their backbones: random, tfidf-svd" in capsys.readouterr().err
+
     commits = iter([{"commit": f"{k:040x}", "dirty": False} for k in range(100)])  # HEAD moves during the fits
     monkeypatch.setattr(runs.report, "git_commit", lambda: next(commits))
     assert cli.main([*fit, "--jobs", "2", "--threads", "1"]) == 0
