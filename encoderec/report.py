@@ -190,7 +190,6 @@ class NotebookRun:
                                  f"(python -m encoderec report --profile {self.profile})")
         return read_json(path)
 
-
     def figure(self, fig: Any, name: str, static: bool = False) -> Any:
         """Save a plotly figure as offline HTML under figures/<profile>/ (and as a PNG with `static`, for pages that
         cannot run JavaScript: RESULTS.md on GitHub) and return it for display."""
