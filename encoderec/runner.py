@@ -8,7 +8,7 @@ Outputs: reports/P/<nb>.ipynb and .html, reports/P/index.html, and whatever the 
 A notebook is skipped when nothing it depends on changed since its last successful run: its source, its
 parameters, the library's source, the data files, and the results of earlier notebooks that it read (each read
 through `NotebookRun.read_results` is logged with the file's hash; a changed, new or deleted file re-runs it), and the
-entries of the run archive it looked up (`runs.archived`: a run archived since by `fit` re-runs it). So when
+entries of the archive it looked up (`archive.read`: a unit archived since, by `fit` or another report, re-runs it). So when
 01_encoderec retrains, every notebook that reads its models re-runs, and 06_summary re-runs after any of 02-05.
 
 One run at a time per profile: a second `report` of the same profile and output folder waits for the first (a lock

@@ -20,31 +20,25 @@ there is one.
 shared between runs), then the fits `jobs` at a time in worker processes: small recommenders leave most of a GPU
 idle, and several of them fill it.
 
-The run archive. The caches live on one machine, and the paper profile's runs take longer than any one machine is
-kept (hours of 2-core CPUs, a GPU borrowed for minutes). With an `archive` folder (the paper profile's
-`archive: true`: results/<profile>/runs/, committed with the results), every finished run is also written there as
-one gzip-compressed JSON file, and `execute` / `fit_all` read a run from the archive before computing anything (no
-encoder, embedding or RQ-VAE is needed for it). An archived run is found by its `identity`, what makes it the same
-run on another machine: its fields and settings, a hash of its split, its encoder (a base encoder's name, or the
-recipe folder of an EncodeRec model, named by the fingerprint of its fine-tuning config) with a hash of the item
-texts it encodes, and the versions of the recommender's code (and, for TIGER, of the semantic-ID code). Like the
-embedding cache, it names an encoder by what it is, not by the code that runs it; unlike the caches, it is not keyed
-on the bytes of the embeddings nor on the precision a device resolves "auto" to: the archive holds the run as it was
-trained, where it was trained (its record says on what and in which precision), for every machine to read.
-Under the report runner each lookup is logged as a read of the entry (its hash, or its absence), like a results
-file: a notebook that found a run pending re-runs once `fit` archives it, and one that archived it does not.
+The run archive (`encoderec.archive`; the paper profile's `archive: true`): every finished run is also kept in
+results/<profile>/runs/, committed, and `execute` / `fit_all` read a run from there before computing anything. A run's
+`identity`: its fields and settings, a hash of its split, its encoder with a hash of the item texts it encodes, and
+the versions of the recommender's code (and, for TIGER, of the semantic-ID code); not the precision a device resolves
+"auto" to (the record says where and in which precision the run was trained).
+
+03_semantic_ids's units are here too, since they are a TIGER run's inputs computed on their own: `tokenization` (one
+tokenizer fitted on one backbone's embeddings of a catalogue) and `item_map` (a UMAP of them), and 02_retrieval's
+`retrieval_ranks` (Table 1: one encoder on one dataset), all archived the same way, so that the tables of a campaign
+spread over sessions need each encoder once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import functools
-import gzip
 import json
 import multiprocessing
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -56,12 +50,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from encoderec import data, embeddings, report, semantic_ids
+from encoderec import archive as store
+from encoderec import data, embeddings, report, retrieval, semantic_ids, space
 from encoderec import tiger as tg
 from encoderec import unisrec as usr
 from encoderec.errors import EncoderecError
 from encoderec.fitting import validation_scores
-from encoderec.io import code_version, sha256_text, write_bytes
+from encoderec.io import code_version, sha256_text
 from encoderec.precision import check_device
 from encoderec.rqvae import RQVAEConfig
 from encoderec.tables import ID_ONLY
@@ -287,6 +282,64 @@ def text_embeddings(dataset: str, backbone: str, backbone_of: BackboneOf, data_d
     return inputs(run, backbone_of, progress=False)[1][1]
 
 
+def tokenization(dataset: str, backbone: str, seed: int, kind: str, texts: list[str], fit_items: Any,
+                 rqvae: dict[str, Any], backbone_of: BackboneOf, archive: Path | None = None,
+                 progress: bool = True) -> tuple[semantic_ids.Tokenized, int | None]:
+    """03_semantic_ids's unit of work: the `kind` tokenizer (RQVAEConfig fields `rqvae`, `seed`) fitted on the
+    training positions `fit_items` of `backbone`'s embeddings of the catalogue `texts`, and every item's codes
+    (`semantic_ids.tokenize`, cached). With an `archive` folder it is read from there first (no encoder needed) and
+    archived when computed here. Returns it with the EncodeRec model's seed (None for any other backbone)."""
+    encoder, model_seed = backbone_of(backbone, seed)
+    fit_items = np.asarray(fit_items, dtype=np.int64)
+    identity = {"kind": "semantic_ids", "dataset": dataset, "tokenizer": kind, "seed": seed, "rqvae": rqvae,
+                "text": store.text_identity(encoder, texts), "fit_items": sha256_text(repr(fit_items.tolist())),
+                "code": {"semantic_ids": code_version("semantic_ids")}}
+
+    def compute() -> dict[str, Any]:
+        x = embeddings.encode(encoder, texts, view=f"{dataset}:items", progress=progress)
+        codes, unique, info = semantic_ids.tokenize(x, fit_items, kind, RQVAEConfig(**{**rqvae, "seed": seed}),
+                                                    progress=progress)
+        return {"codes": codes.tolist(), "unique": None if unique is None else unique.tolist(), "info": info}
+
+    record = store.cached(archive, "semantic_ids", dataset, f"{backbone}-{kind}-seed{seed}", identity, compute)
+    unique = None if record["unique"] is None else np.asarray(record["unique"], dtype=np.int64)
+    return semantic_ids.Tokenized(np.asarray(record["codes"], dtype=np.int64), unique, record["info"]), model_seed
+
+
+def item_map(dataset: str, backbone: str, seed: int, texts: list[str], backbone_of: BackboneOf,
+             archive: Path | None = None) -> np.ndarray:
+    """(items, 2) UMAP coordinates of `backbone`'s embeddings of the catalogue `texts` (seed `seed`'s model for
+    EncodeRec; `space.umap_coordinates`, rounded to 4 decimals), read from or written to an `archive` folder like a
+    tokenization."""
+    encoder, _ = backbone_of(backbone, seed)
+    identity = {"kind": "umap", "dataset": dataset, "seed": seed, "text": store.text_identity(encoder, texts),
+                "code": {"space": code_version("space")}}
+
+    def compute() -> list[list[float]]:
+        x = embeddings.encode(encoder, texts, view=f"{dataset}:items")
+        return np.round(space.umap_coordinates(x), 4).tolist()
+
+    return np.asarray(store.cached(archive, "umap", dataset, f"{backbone}-seed{seed}", identity, compute))
+
+
+def retrieval_ranks(task: retrieval.RetrievalTask, encoder: str, label: str,
+                    archive: Path | None = None) -> np.ndarray:
+    """02_retrieval's unit of work (Table 1): the rank of each query's document when `encoder` embeds the task's
+    titles and documents (`retrieval.dense_ranks`), read from or written to an `archive` folder like a tokenization
+    (`label` names the entry: the encoder as the notebook shows it)."""
+    identity = {"kind": "retrieval", "dataset": task.dataset, "encoder": store.portable_encoder(encoder),
+                "queries": sha256_text(*task.queries), "documents": sha256_text(*task.documents),
+                "targets": sha256_text(repr(np.asarray(task.targets).tolist())),
+                "code": {"retrieval": code_version("retrieval")}}
+
+    def compute() -> list[int]:
+        q = embeddings.encode(encoder, task.queries, view=f"{task.dataset}:titles")
+        d = embeddings.encode(encoder, task.documents, view=f"{task.dataset}:documents")
+        return retrieval.dense_ranks(q, d, task.targets).tolist()
+
+    return np.asarray(store.cached(archive, "retrieval", task.dataset, label, identity, compute), dtype=np.int64)
+
+
 def fit(run: Run, run_inputs: tuple, device: str | None = None, cached_only: bool = False,
         progress: bool = True) -> dict[str, Any] | None:
     """The run's cached `fit_and_rank` result (None when `cached_only` and it is not in the cache)."""
@@ -399,66 +452,34 @@ def _timed_fit(run: Run, run_inputs: tuple, device: str | None, threads: int | N
     return result, round(time.perf_counter() - start, 1)
 
 
-# --------------------------------------------------------------------------- the run archive
+# --------------------------------------------------------------------------- the archive
 
 
 def identity(run: Run, backbone_of: BackboneOf) -> dict[str, Any]:
     """What makes `run` the same run on any machine (see the module docstring)."""
     p = prepared(run)
-    text = None if run.backbone is None else {"encoder": portable_encoder(backbone_of(run.backbone, run.seed)[0]),
-                                              "texts": sha256_text(*p.texts)}
+    text = None if run.backbone is None else store.text_identity(backbone_of(run.backbone, run.seed)[0], p.texts)
     modules = [run.kind, *(["semantic_ids"] if run.kind == "tiger" else [])]
     return ({k: v for k, v in dataclasses.asdict(run).items() if k != "data_dir"}
             | {"text": text, "split": sha256_text(repr(p.split)),
                "code": {module: code_version(module) for module in modules}})
 
 
-def portable_encoder(encoder: str) -> str:
-    """An encoder as every machine names it: a model that 01_encoderec fine-tuned (<cache>/encoderec/<name>-<config
-    fingerprint>/final) by its path from "encoderec/" on, wherever the cache is; any other name as it is."""
-    parts = Path(encoder).parts
-    folders = [i for i, part in enumerate(parts[:-2]) if part == "encoderec"]
-    return "/".join(parts[folders[-1]:]) if folders else encoder  # the last: a clone may be named encoderec too
+def _entry(run: Run) -> tuple[str, str, str]:
+    """(kind, dataset, name) of a run's archive entry: <archive>/<kind>/<dataset>/<backbone>-<variant>-seed<k>-<key>."""
+    return run.kind, run.dataset, f"{run.backbone or 'ID-only'}-{run.variant}-seed{run.seed}"
 
 
-def archive_path(archive: Path, run: Run, key: str) -> Path:
-    """<archive>/<kind>/<dataset>/<backbone>-<variant>-seed<k>-<key>.json.gz: a name a person can read, and the key
-    (a hash of the identity) that tells apart two runs differing in their settings or code."""
-    name = re.sub(r"[^A-Za-z0-9.]+", "-", f"{run.backbone or 'ID-only'}-{run.variant}-seed{run.seed}")
-    return Path(archive) / run.kind / re.sub(r"[^A-Za-z0-9.]+", "-", run.dataset) / f"{name}-{key[:16]}.json.gz"
-
-
-def _key(identity_: dict[str, Any]) -> str:
-    return sha256_text(json.dumps(identity_, sort_keys=True))
-
-
-def archived(run: Run, backbone_of: BackboneOf, archive: Path) -> dict[str, Any] | None:
+def archived(run: Run, backbone_of: BackboneOf, folder: Path) -> dict[str, Any] | None:
     """The archived record of `run` (as `execute` returns it), or None when the archive does not hold it."""
-    key_of = identity(run, backbone_of)
-    path = archive_path(archive, run, _key(key_of))
-    stored = path.read_bytes() if path.is_file() else None
-    report.log_read(path, stored)  # a notebook that found the run pending re-runs once a fit archives it
-    if stored is None:
-        return None
-    try:
-        entry = json.loads(gzip.decompress(stored))
-    except (OSError, EOFError, ValueError) as e:
-        raise EncoderecError(f"{path}: not a gzip-compressed JSON run ({e}); delete it and train the run again "
-                             f"(python -m encoderec fit)") from None
-    return entry["record"] if entry.get("identity") == key_of else None
+    return store.read(folder, *_entry(run), identity(run, backbone_of))
 
 
-def archive_run(finished: dict[str, Any], run: Run, backbone_of: BackboneOf, archive: Path,
+def archive_run(finished: dict[str, Any], run: Run, backbone_of: BackboneOf, folder: Path,
                 code: dict[str, Any] | None = None) -> Path:
-    """Write a finished run's record into the archive, atomically, with the commit that ran it (`code`, as
-    `report.git_commit` gave it when the run started; by default HEAD now), where and when it was archived."""
-    key_of = identity(run, backbone_of)
-    path = archive_path(archive, run, _key(key_of))
-    entry = {"identity": key_of, "record": finished,
-             "provenance": {"git": code or report.git_commit(), "machine": report.machine(),
-                            "archived_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}}
-    # keys in the record's own order: a notebook's table takes its columns from it, archived or not
-    stored = gzip.compress(json.dumps(entry).encode("utf-8"), mtime=0)
-    write_bytes(path, stored)
-    report.log_read(path, stored)  # written by this notebook: no reason to run it again
-    return path
+    """Archive a finished run's record (`archive.write`; `code`: the commit that ran it)."""
+    return store.write(folder, *_entry(run), identity(run, backbone_of), finished, code)
+
+
+def archive_path(folder: Path, run: Run, backbone_of: BackboneOf) -> Path:
+    return store.path(folder, *_entry(run), identity(run, backbone_of))

@@ -39,6 +39,7 @@ space_dataset = "Scientific"
 space_max_items = None
 interactive = False  # True: an interactive top-10 explorer (ipywidgets, JupyterLab only)
 explore_query = "digital caliper 6 inch stainless steel"
+archive = False  # keep Table 1's ranks of every encoder in results/<profile>/runs/ too, read them from there first
 
 # %%
 import html
@@ -47,12 +48,13 @@ import numpy as np
 import pandas as pd
 from IPython.display import HTML, display
 
-from encoderec import data, embeddings, metrics, paper, plots, report, retrieval, space, tables
+from encoderec import data, embeddings, metrics, paper, plots, report, retrieval, runs, space, tables
 
 plots.setup_notebook()
 run = report.start("02_retrieval", dict(profile=profile, held_out_fraction=held_out_fraction, datasets=datasets,
                                         base_backbones=base_backbones, corpus=corpus, space_dataset=space_dataset,
-                                        space_max_items=space_max_items, explore_query=explore_query), output_root)
+                                        space_max_items=space_max_items, explore_query=explore_query,
+                                        archive=archive), output_root)
 trained = run.read_results("encoderec_models")["rows"]
 encoders = {b: {"name": b, "backbone": b, "base": b, "seed": None} for b in base_backbones}
 encoders.update({f"{t['name']} (seed {t['seed']})": {"name": t["name"], "backbone": t["path"], "base": t["backbone"],
@@ -70,10 +72,8 @@ display(pd.DataFrame({n: t.size for n, t in tasks.items()}).T)
 rows, per_query = [], {}
 for name, task in tasks.items():
     ranks = {"BM25": retrieval.bm25_ranks(task.queries, task.documents, task.targets)}
-    for label, enc in encoders.items():
-        q = embeddings.encode(enc["backbone"], task.queries, view=f"{name}:titles")
-        d = embeddings.encode(enc["backbone"], task.documents, view=f"{name}:documents")
-        ranks[label] = retrieval.dense_ranks(q, d, task.targets)
+    for label, enc in encoders.items():  # with `archive` (the paper profile), read from results/<profile>/runs/ first
+        ranks[label] = runs.retrieval_ranks(task, enc["backbone"], label, archive=run.archive)
     for label, r in ranks.items():
         summary, values = retrieval.evaluate(r)
         enc = encoders.get(label, {"name": label, "base": None, "seed": None})

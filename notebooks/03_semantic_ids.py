@@ -48,6 +48,7 @@ seeds = [0]
 rqvae = {}  # RQVAEConfig fields to change, e.g. {"epochs": 50}; TIGER's settings otherwise
 max_items = None  # a seeded sample of each catalogue (smoke tests); None: every item
 map_dataset = "Scientific"
+archive = False  # keep every tokenization and map in results/<profile>/runs/ too, read them from there first (runs.py)
 
 # %%
 import numpy as np
@@ -55,13 +56,13 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import collisions, data, embeddings, plots, report, semantic_ids, space, summary, tables
+from encoderec import collisions, data, plots, report, runs, semantic_ids, summary, tables
 from encoderec.rqvae import RQVAEConfig
 
 plots.setup_notebook()
 run = report.start("03_semantic_ids", dict(profile=profile, datasets=datasets, backbones=backbones,
                                            tokenizers=tokenizers, seeds=seeds, rqvae=rqvae, max_items=max_items,
-                                           map_dataset=map_dataset), output_root)
+                                           map_dataset=map_dataset, archive=archive), output_root)
 print(RQVAEConfig(**rqvae))
 
 # %% [markdown]
@@ -90,18 +91,19 @@ print(catalogue_table.to_string(index=False))
 
 # %% [markdown]
 # ## Tokenize
-# One fit per dataset × backbone × tokenizer × seed (cached: a re-run only reads the IDs back).
+# One fit per dataset × backbone × tokenizer × seed (cached: a re-run only reads the IDs back). With `archive`
+# (the paper profile), every tokenization is also kept in `results/<profile>/runs/semantic_ids/`, committed, and
+# read from there first: a campaign spread over sessions encodes each catalogue with each model once.
 
 # %%
 rows, ids = [], {}
 for name, cat in catalogues.items():
     for backbone in backbones:
         for seed in seeds:
-            encoder, model_seed = run.backbone(backbone, seed)
-            x = embeddings.encode(encoder, cat["texts"], view=f"{name}:items")
             config = RQVAEConfig(**{**rqvae, "seed": seed})
             for kind in tokenizers:
-                result = semantic_ids.tokenize(x, cat["fit_items"], kind, config)
+                result, model_seed = runs.tokenization(name, backbone, seed, kind, cat["texts"], cat["fit_items"],
+                                                       rqvae, run.backbone, archive=run.archive)
                 ids[(name, backbone, kind, seed)] = result
                 info = result.info
                 rows.append({
@@ -195,12 +197,11 @@ run.figure(fig, "group_sizes").show()
 cat = catalogues[map_dataset]
 titles = [data.clean_text(cat["dataset"].items[i]["title"]) for i in cat["items"]]
 for backbone in backbones:
-    encoder, _ = run.backbone(backbone, seeds[0])
-    x = embeddings.encode(encoder, cat["texts"], view=f"{map_dataset}:items")
+    coordinates = runs.item_map(map_dataset, backbone, seeds[0], cat["texts"], run.backbone, archive=run.archive)
     first = ids[(map_dataset, backbone, "rqvae", seeds[0])].codes[:, 0]
     top = set(pd.Series(first).value_counts().index[:11])
     labels = [f"code {c:03d}" if c in top else "other" for c in first]
-    fig = plots.embedding_map(space.umap_coordinates(x), labels, titles,
+    fig = plots.embedding_map(coordinates, labels, titles,
                               f"{map_dataset}: {backbone}, coloured by first RQ-VAE code")
     run.figure(fig, f"umap_first_code_{map_dataset}_{backbone}").show()
 

@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from encoderec import cli, paths, report, runner, runs
+from encoderec import archive, cli, data, paths, report, retrieval, runner, runs
 from encoderec.errors import EncoderecError
 from encoderec.profiles import load_profile
 from tests.conftest import write_dataset
@@ -246,7 +247,7 @@ def test_archive_lookups_are_logged_as_reads_so_a_run_archived_later_reruns_the_
     dirs, data_dir = rehearsal
     backbone_of = lambda name, seed: (name, None)  # noqa: E731
     run = runs.plan(*runner.part_parameters("rehearsal", "gpu-unisrec", str(data_dir), dirs))[0]
-    entry = runs.archive_path(tmp_path / "archive", run, runs._key(runs.identity(run, backbone_of)))
+    entry = runs.archive_path(tmp_path / "archive", run, backbone_of)
     log = tmp_path / "reads.json"
     monkeypatch.setenv(report.READS_LOG, str(log))
 
@@ -268,10 +269,10 @@ def test_a_damaged_archive_entry_is_named(rehearsal, tmp_path):
     dirs, data_dir = rehearsal
     backbone_of = lambda name, seed: (name, None)  # noqa: E731
     run = runs.plan(*runner.part_parameters("rehearsal", "gpu-unisrec", str(data_dir), dirs))[0]
-    path = runs.archive_path(tmp_path, run, runs._key(runs.identity(run, backbone_of)))
+    path = runs.archive_path(tmp_path, run, backbone_of)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not gzip")
-    with pytest.raises(EncoderecError, match=f"{path.name}: not a gzip-compressed JSON run .* delete it"):
+    with pytest.raises(EncoderecError, match=f"{path.name}: not a gzip-compressed JSON archive entry .* delete it"):
         runs.execute(run, backbone_of, cached_only=True, archive=tmp_path)
 
 
@@ -282,7 +283,57 @@ def test_a_damaged_archive_entry_is_named(rehearsal, tmp_path):
     ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2"), ("sentence-transformers/all-mpnet-base-v2",
                                                "sentence-transformers/all-mpnet-base-v2"), ("random", "random")])
 def test_an_encodeRec_model_is_named_by_its_recipe_folder_wherever_the_cache_is(encoder, portable):
-    assert runs.portable_encoder(encoder) == portable
+    assert archive.portable_encoder(encoder) == portable
+
+
+def test_a_tokenization_and_a_map_are_archived_and_read_back_without_their_encoder(rehearsal, monkeypatch, tmp_path):
+    """03_semantic_ids's units: a session that trained a model archives its tokenizations and map; a later one, with
+    neither the model nor any cache, reads them back, and another seed, tokenizer, catalogue or code is a new unit."""
+    _, data_dir = rehearsal
+    ds = data.load_dataset("Cyc", str(data_dir))
+    texts, fit_items = data.TextView().full(ds), data.training_items(ds)
+    backbone_of = lambda name, seed: ("tfidf-svd", None)  # noqa: E731 (a backbone that needs no model)
+    folder = tmp_path / "archive"
+    args = ("Cyc", "TF-IDF", 0, "rkmeans", texts, fit_items, {"codebook_size": 4})
+    computed, model_seed = runs.tokenization(*args, backbone_of, archive=folder, progress=False)
+    coordinates = runs.item_map("Cyc", "TF-IDF", 0, texts, backbone_of, archive=folder)
+    assert sorted(p.relative_to(folder).parts[:2] for p in folder.rglob("*.json.gz")) == [
+        ("semantic_ids", "Cyc"), ("umap", "Cyc")]
+    assert model_seed is None and computed.codes.shape == (24, 3) and coordinates.shape == (24, 2)
+
+    monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "empty cache"))  # another machine: nothing cached
+    untrained = lambda name, seed: ("tfidf-svd", seed)  # noqa: E731 (the same encoder, a model seed to report)
+    read, model_seed = runs.tokenization(*args, untrained, archive=folder, progress=False)
+    assert model_seed == 0 and (read.codes == computed.codes).all() and read.info == computed.info
+    assert (runs.item_map("Cyc", "TF-IDF", 0, texts, backbone_of, archive=folder) == coordinates).all()
+    assert not (tmp_path / "empty cache").exists()  # nothing encoded or fitted
+
+    archived = len(list(folder.rglob("*.json.gz")))
+    runs.tokenization("Cyc", "TF-IDF", 1, *args[3:], backbone_of, archive=folder, progress=False)  # another seed
+    runs.tokenization(*args[:-1], {"codebook_size": 5}, backbone_of, archive=folder, progress=False)
+    runs.tokenization(*args[:4], texts[:-1] + ["other"], *args[5:], backbone_of, archive=folder, progress=False)
+    monkeypatch.setattr(runs, "code_version", lambda module: f"changed {module}")
+    runs.tokenization(*args, backbone_of, archive=folder, progress=False)
+    assert len(list(folder.rglob("*.json.gz"))) == archived + 4
+    assert runs.tokenization(*args, backbone_of, progress=False)[0].codes.shape == (24, 3)  # no archive: computed
+
+
+def test_table_1_ranks_are_archived_and_read_back_without_the_encoder(tiny_st_model, monkeypatch, tmp_path):
+    task = retrieval.RetrievalTask("D", [0, 1, 2], ["w1 w2", "w3 w4", "w5 w7"], ["w2 w1 w9", "w4 w3", "w7 w5 w6"],
+                                   np.array([0, 1, 2]))
+    monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "archive"
+    computed = runs.retrieval_ranks(task, str(tiny_st_model), "tiny (seed 0)", archive=folder)
+    [entry] = folder.rglob("*.json.gz")
+    assert entry.parent == folder / "retrieval" / "D" and entry.name.startswith("tiny-seed-0-")
+    assert computed.dtype == np.int64 and computed.shape == (3,)
+
+    monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "empty cache"))  # another machine: nothing cached
+    assert (runs.retrieval_ranks(task, str(tiny_st_model), "tiny (seed 0)", archive=folder) == computed).all()
+    assert not (tmp_path / "empty cache").exists()
+    other = dataclasses.replace(task, documents=["w2 w1", "w4 w3", "w7 w5 w6"])  # another corpus: another unit
+    runs.retrieval_ranks(other, str(tiny_st_model), "tiny (seed 0)", archive=folder)
+    assert len(list(folder.rglob("*.json.gz"))) == 2
 
 
 def test_a_listing_counts_a_model_this_machine_has_not_trained_as_pending(rehearsal, tmp_path):
