@@ -4,8 +4,11 @@ The caches live on one machine, and the paper profile's work takes longer than a
 2-core CPUs, a GPU borrowed for minutes). With an `archive` folder (the paper profile's `archive: true`:
 results/<profile>/runs/, committed with the results), every finished unit of work is also written there as one
 gzip-compressed JSON file, and read from there before anything is computed (no encoder, embedding or model is needed
-for it). The units: the recommender runs of 04_unisrec and 05_tiger (`runs.py`), and 03_semantic_ids's
-tokenizations and maps (`runs.tokenization`, `runs.item_map`).
+for it). The units (all in `runs.py`): 01_encoderec's models, as their training records (`encoderec_model`),
+02_retrieval's Table 1 ranks of one encoder on one dataset (`retrieval_ranks`), 03_semantic_ids's tokenizations and
+maps (`tokenization`, `item_map`), and the recommender runs of 04_unisrec and 05_tiger (`execute`, `fit_all`).
+`report --from-archive` (every notebook's `archive_only`) computes none of them: it reads each from the archive or
+the caches and lists the rest as pending.
 
     path = archive.path(folder, "tiger", "Scientific", "EncodeRec-22M-dedup-seed0", identity)
     record = archive.read(folder, "tiger", "Scientific", "EncodeRec-22M-dedup-seed0", identity)  # or None
@@ -61,11 +64,7 @@ def read(folder: str | Path, kind: str, dataset: str, name: str, identity: dict[
     report.log_read(where, stored)  # a notebook that found it missing re-runs once another process archives it
     if stored is None:
         return None
-    try:
-        entry = json.loads(gzip.decompress(stored))
-    except (OSError, EOFError, ValueError) as e:
-        raise EncoderecError(f"{where}: not a gzip-compressed JSON archive entry ({e}); delete it and compute it "
-                             f"again (python -m encoderec report or fit)") from None
+    entry = _entry(where, stored)
     return entry["record"] if entry.get("identity") == identity else None
 
 
@@ -85,16 +84,38 @@ def write(folder: str | Path, kind: str, dataset: str, name: str, identity: dict
 
 
 def cached(folder: str | Path | None, kind: str, dataset: str, name: str, identity: dict[str, Any],
-           compute: Callable[[], Any]) -> Any:
-    """The archived record, or `compute()`'s, archived; without a `folder`, `compute()` alone."""
+           compute: Callable[[], Any], write_new: bool = True) -> Any:
+    """The archived record, or `compute()`'s, archived (unless `write_new` is false, or it is None: nothing was
+    computed); without a `folder`, `compute()` alone."""
     if folder is None:
         return compute()
     found = read(folder, kind, dataset, name, identity)
     if found is not None:
         return found
     record = compute()
-    write(folder, kind, dataset, name, identity, record)
+    if record is not None and write_new:
+        write(folder, kind, dataset, name, identity, record)
     return record
+
+
+def entries(folder: str | Path, kind: str, dataset: str, name: str) -> list[tuple[dict[str, Any], Any]]:
+    """(identity, record) of every entry named `name` (any key) under <folder>/<kind>/<dataset>/, in file name order:
+    for a lookup by part of an identity (an EncodeRec model of the same recipe, trained in another precision)."""
+    found = []
+    for where in sorted((Path(folder) / kind / _safe(dataset)).glob(f"{_safe(name)}-" + "[0-9a-f]" * 16 + ".json.gz")):
+        stored = where.read_bytes()
+        report.log_read(where, stored)
+        entry = _entry(where, stored)
+        found.append((entry["identity"], entry["record"]))
+    return found
+
+
+def _entry(where: Path, stored: bytes) -> dict[str, Any]:
+    try:
+        return json.loads(gzip.decompress(stored))
+    except (OSError, EOFError, ValueError) as e:
+        raise EncoderecError(f"{where}: not a gzip-compressed JSON archive entry ({e}); delete it and compute it "
+                             f"again (python -m encoderec report or fit)") from None
 
 
 def portable_encoder(encoder: str) -> str:

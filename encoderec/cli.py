@@ -49,7 +49,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from encoderec import runner
 
     summary = runner.run_report(args.profile, only=args.only, data_dir=args.data_dir, force=args.force,
-                                 part=args.part)
+                                 part=args.part, from_archive=args.from_archive)
     print(summary)
 
 
@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", help="run only this notebook (e.g. 00_data); repeatable")
     p.add_argument("--part", help="run one part of the profile (its `parts:`): a notebook on a slice of its work")
     p.add_argument("--force", action="store_true", help="re-run notebooks even when their inputs are unchanged")
+    p.add_argument("--from-archive", action="store_true",
+                   help="compute nothing: every model, run, tokenization and ranking from the profile's archive (or "
+                        "this machine's caches), the rest listed as pending; a campaign's tables in minutes")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("fit", parents=[common], help="train the recommender runs of profile parts, several at once "

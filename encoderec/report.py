@@ -154,12 +154,16 @@ class NotebookRun:
 
         A model trained by 01_encoderec ("EncodeRec-22M", listed in results/<profile>/encoderec_models.json) gives
         the folder of its run with `seed`, or of its first seed when it was not trained with that one; any other
-        name (a base encoder, a baseline, a folder, a Hugging Face id) is returned as it is."""
+        name (a base encoder, a baseline, a folder, a Hugging Face id) is returned as it is. With `archive_only`, a
+        model 01_encoderec does not list gives a folder that does not exist: its units are pending."""
         path = self.results_dir / "encoderec_models.json"
         runs = self._trained_runs(name)
         if runs:
             chosen = next((row for row in runs if row["seed"] == seed), runs[0])
             return chosen["path"], chosen["seed"]
+        if name.startswith("EncodeRec") and self.params.get("archive_only"):
+            # 01 neither trained it nor found it archived: a folder that never exists, so its units are pending
+            return str(paths.cache_dir() / "encoderec" / f"{name}-pending" / "final"), seed
         if name.startswith("EncodeRec"):
             missing = "is missing" if not path.exists() else "lists no such model"
             raise EncoderecError(f"{path} {missing}: train {name} first with python -m encoderec report "

@@ -1,6 +1,6 @@
 """The report runner: execute the notebooks of a profile with papermill, render them as HTML, write the index.
 
-    python -m encoderec report --profile default [--only 02_retrieval] [--part NAME] [--force]
+    python -m encoderec report --profile default [--only 02_retrieval] [--part NAME] [--force] [--from-archive]
 
 Outputs: reports/P/<nb>.ipynb and .html, reports/P/index.html, and whatever the notebooks write through
 `report.NotebookRun`: results/P/<name>.json (rows + provenance) and figures/P/<name>.html.
@@ -141,8 +141,9 @@ def _render_html(executed: Path, rendered: Path) -> None:
 
 
 def run_report(profile_name: str, only: list[str] | None = None, data_dir: str | None = None, force: bool = False,
-               dirs: ReportDirs | None = None, part: str | None = None) -> str:
-    """Execute the profile's notebooks in name order (`only` some, or one `part`); stop at the first failing cell."""
+               dirs: ReportDirs | None = None, part: str | None = None, from_archive: bool = False) -> str:
+    """Execute the profile's notebooks in name order (`only` some, or one `part`); stop at the first failing cell.
+    With `from_archive`, every notebook that declares `archive_only` gets it: nothing is trained or encoded."""
     dirs = dirs or ReportDirs.default()
     profile = load_profile(profile_name, dirs.params)
     overrides: dict[str, Any] = {}
@@ -159,7 +160,8 @@ def run_report(profile_name: str, only: list[str] | None = None, data_dir: str |
 
     with file_lock(dirs.reports(profile.name) / ".lock",
                    waiting=f"another report of profile {profile.name} is running in {dirs.output_root}; waiting"):
-        inputs, own_params, base, shared_fingerprint = _prepare(profile, part, overrides, only, data_dir, dirs)
+        inputs, own_params, base, shared_fingerprint = _prepare(profile, part, overrides, only, data_dir, dirs,
+                                                                from_archive)
         statuses = _run_notebooks(profile, inputs, own_params, base, only, dirs, shared_fingerprint, force)
     index = write_index(profile, statuses, dirs)
     return f"report {profile.name}: " + ", ".join(f"{s.notebook} {s.status}" for s in statuses.values()) + f"; {index}"
@@ -206,7 +208,7 @@ def _injected(profile: Profile, data_dir: Path, dirs: ReportDirs) -> dict[str, A
 
 
 def _prepare(profile: Profile, part: str | None, overrides: dict[str, Any], only: list[str] | None,
-             data_dir: str | None, dirs: ReportDirs) -> tuple[dict[str, Path], dict[str, dict[str, Any]],
+             data_dir: str | None, dirs: ReportDirs, from_archive: bool = False) -> tuple[dict[str, Path], dict[str, dict[str, Any]],
                                                              dict[str, Any], tuple[str, str]]:
     """The notebooks as .ipynb inputs, each one's parameters, the injected ones, and the library and data
     fingerprints."""
@@ -219,10 +221,21 @@ def _prepare(profile: Profile, part: str | None, overrides: dict[str, Any], only
         _to_ipynb(dirs.notebooks / f"{nb_name}.py", input_nb)
     declared = {nb: _declared_parameters(path) for nb, path in inputs.items()}
     own_params = notebook_parameters(profile, declared)
+    if from_archive:
+        own_params = _archive_only(profile, own_params, declared)
     if part is not None:
         _check_overrides(profile, part, only[0], overrides, declared[only[0]])
         own_params[only[0]] = {**own_params[only[0]], **overrides}
     return inputs, own_params, base, (_library_fingerprint(), _data_fingerprint(resolved_data))
+
+
+def _archive_only(profile: Profile, own_params: dict[str, dict[str, Any]],
+                  declared: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
+    """Every notebook's parameters with `archive_only` set where it is declared (`--from-archive`)."""
+    if not any(params.get("archive") for params in own_params.values()):
+        raise EncoderecError(f"--from-archive: {profile.path} keeps no archive; set `archive: true` under `common:`")
+    return {nb: {**params, "archive_only": True} if "archive_only" in declared[nb] else params
+            for nb, params in own_params.items()}
 
 
 def _run_notebooks(profile: Profile, inputs: dict[str, Path], own_params: dict[str, dict[str, Any]],

@@ -26,10 +26,11 @@ results/<profile>/runs/, committed, and `execute` / `fit_all` read a run from th
 the versions of the recommender's code (and, for TIGER, of the semantic-ID code); not the precision a device resolves
 "auto" to (the record says where and in which precision the run was trained).
 
-03_semantic_ids's units are here too, since they are a TIGER run's inputs computed on their own: `tokenization` (one
-tokenizer fitted on one backbone's embeddings of a catalogue) and `item_map` (a UMAP of them), and 02_retrieval's
-`retrieval_ranks` (Table 1: one encoder on one dataset), all archived the same way, so that the tables of a campaign
-spread over sessions need each encoder once.
+The notebooks' other units of work are here too, archived the same way, so that the tables of a campaign spread
+over sessions need each model trained and each encoder run once: 01_encoderec's `encoderec_model` (a model and its
+training record), 02_retrieval's `retrieval_ranks` (Table 1: one encoder on one dataset), and 03_semantic_ids's
+`tokenization` (one tokenizer fitted on one backbone's embeddings of a catalogue, a TIGER run's input computed on its
+own) and `item_map` (a UMAP of those embeddings). With `cached_only` (`report --from-archive`) each computes nothing.
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from encoderec import archive as store
-from encoderec import data, embeddings, report, retrieval, semantic_ids, space
+from encoderec import data, embeddings, paths, report, retrieval, semantic_ids, space, trainer
 from encoderec import tiger as tg
 from encoderec import unisrec as usr
 from encoderec.errors import EncoderecError
 from encoderec.fitting import validation_scores
-from encoderec.io import code_version, sha256_text
+from encoderec.io import code_version, read_json, sha256_text
 from encoderec.precision import check_device
 from encoderec.rqvae import RQVAEConfig
 from encoderec.tables import ID_ONLY
@@ -271,73 +272,121 @@ def inputs(run: Run, backbone_of: BackboneOf, device: str | None = None, cached_
 
 
 def text_embeddings(dataset: str, backbone: str, backbone_of: BackboneOf, data_dir: str | None = None,
-                    max_items: int | None = None, max_users: int | None = None) -> np.ndarray | None:
+                    max_items: int | None = None, max_users: int | None = None,
+                    cached_only: bool = False) -> np.ndarray | None:
     """The item embeddings UniSRec's runs of `backbone` on `dataset` start from (seed 0's model for EncodeRec),
-    encoded or read from the cache; None for an EncodeRec model that this machine has not trained."""
+    encoded or read from the cache; None for an EncodeRec model that this machine has not trained (or, with
+    `cached_only`, embeddings not in the cache)."""
     run = Run("unisrec", dataset, backbone, "inductive", 0, data_dir=data_dir, max_items=max_items,
               max_users=max_users)
     encoder, model_seed = backbone_of(backbone, 0)
     if model_seed is not None and not Path(encoder).exists():
         return None
-    return inputs(run, backbone_of, progress=False)[1][1]
+    found = inputs(run, backbone_of, cached_only=cached_only, progress=False)[1]
+    return None if found is None else found[1]
 
 
 def tokenization(dataset: str, backbone: str, seed: int, kind: str, texts: list[str], fit_items: Any,
                  rqvae: dict[str, Any], backbone_of: BackboneOf, archive: Path | None = None,
-                 progress: bool = True) -> tuple[semantic_ids.Tokenized, int | None]:
+                 cached_only: bool = False, progress: bool = True) -> tuple[semantic_ids.Tokenized | None, int | None]:
     """03_semantic_ids's unit of work: the `kind` tokenizer (RQVAEConfig fields `rqvae`, `seed`) fitted on the
     training positions `fit_items` of `backbone`'s embeddings of the catalogue `texts`, and every item's codes
     (`semantic_ids.tokenize`, cached). With an `archive` folder it is read from there first (no encoder needed) and
-    archived when computed here. Returns it with the EncodeRec model's seed (None for any other backbone)."""
+    archived when computed here. Returns it (None when `cached_only` and neither the archive nor the caches hold it)
+    with the EncodeRec model's seed (None for any other backbone)."""
     encoder, model_seed = backbone_of(backbone, seed)
     fit_items = np.asarray(fit_items, dtype=np.int64)
     identity = {"kind": "semantic_ids", "dataset": dataset, "tokenizer": kind, "seed": seed, "rqvae": rqvae,
                 "text": store.text_identity(encoder, texts), "fit_items": sha256_text(repr(fit_items.tolist())),
                 "code": {"semantic_ids": code_version("semantic_ids")}}
 
-    def compute() -> dict[str, Any]:
-        x = embeddings.encode(encoder, texts, view=f"{dataset}:items", progress=progress)
-        codes, unique, info = semantic_ids.tokenize(x, fit_items, kind, RQVAEConfig(**{**rqvae, "seed": seed}),
-                                                    progress=progress)
-        return {"codes": codes.tolist(), "unique": None if unique is None else unique.tolist(), "info": info}
+    def compute() -> dict[str, Any] | None:
+        x = embeddings_of(encoder, model_seed, texts, f"{dataset}:items", cached_only, progress)
+        config = RQVAEConfig(**{**rqvae, "seed": seed})
+        found = None if x is None else semantic_ids.tokenize(x, fit_items, kind, config, progress=progress,
+                                                             cached_only=cached_only)
+        return None if found is None else {"codes": found.codes.tolist(), "info": found.info,
+                                           "unique": None if found.unique is None else found.unique.tolist()}
 
-    record = store.cached(archive, "semantic_ids", dataset, f"{backbone}-{kind}-seed{seed}", identity, compute)
+    record = store.cached(archive, "semantic_ids", dataset, f"{backbone}-{kind}-seed{seed}", identity, compute,
+                          write_new=not cached_only)
+    if record is None:
+        return None, model_seed
     unique = None if record["unique"] is None else np.asarray(record["unique"], dtype=np.int64)
     return semantic_ids.Tokenized(np.asarray(record["codes"], dtype=np.int64), unique, record["info"]), model_seed
 
 
 def item_map(dataset: str, backbone: str, seed: int, texts: list[str], backbone_of: BackboneOf,
-             archive: Path | None = None) -> np.ndarray:
+             archive: Path | None = None, cached_only: bool = False) -> np.ndarray | None:
     """(items, 2) UMAP coordinates of `backbone`'s embeddings of the catalogue `texts` (seed `seed`'s model for
     EncodeRec; `space.umap_coordinates`, rounded to 4 decimals), read from or written to an `archive` folder like a
-    tokenization."""
-    encoder, _ = backbone_of(backbone, seed)
+    tokenization (None when `cached_only` and the embeddings are neither archived as a map nor cached)."""
+    encoder, model_seed = backbone_of(backbone, seed)
     identity = {"kind": "umap", "dataset": dataset, "seed": seed, "text": store.text_identity(encoder, texts),
                 "code": {"space": code_version("space")}}
 
-    def compute() -> list[list[float]]:
-        x = embeddings.encode(encoder, texts, view=f"{dataset}:items")
-        return np.round(space.umap_coordinates(x), 4).tolist()
+    def compute() -> list[list[float]] | None:
+        x = embeddings_of(encoder, model_seed, texts, f"{dataset}:items", cached_only, progress=False)
+        return None if x is None else np.round(space.umap_coordinates(x), 4).tolist()
 
-    return np.asarray(store.cached(archive, "umap", dataset, f"{backbone}-seed{seed}", identity, compute))
+    found = store.cached(archive, "umap", dataset, f"{backbone}-seed{seed}", identity, compute,
+                         write_new=not cached_only)
+    return None if found is None else np.asarray(found)
 
 
-def retrieval_ranks(task: retrieval.RetrievalTask, encoder: str, label: str,
-                    archive: Path | None = None) -> np.ndarray:
+def retrieval_ranks(task: retrieval.RetrievalTask, encoder: str, label: str, archive: Path | None = None,
+                    cached_only: bool = False) -> np.ndarray | None:
     """02_retrieval's unit of work (Table 1): the rank of each query's document when `encoder` embeds the task's
     titles and documents (`retrieval.dense_ranks`), read from or written to an `archive` folder like a tokenization
-    (`label` names the entry: the encoder as the notebook shows it)."""
+    (`label` names the entry: the encoder as the notebook shows it; None when `cached_only` and the embeddings are
+    neither archived as ranks nor cached)."""
     identity = {"kind": "retrieval", "dataset": task.dataset, "encoder": store.portable_encoder(encoder),
                 "queries": sha256_text(*task.queries), "documents": sha256_text(*task.documents),
                 "targets": sha256_text(repr(np.asarray(task.targets).tolist())),
                 "code": {"retrieval": code_version("retrieval")}}
 
-    def compute() -> list[int]:
-        q = embeddings.encode(encoder, task.queries, view=f"{task.dataset}:titles")
-        d = embeddings.encode(encoder, task.documents, view=f"{task.dataset}:documents")
-        return retrieval.dense_ranks(q, d, task.targets).tolist()
+    def compute() -> list[int] | None:
+        q = embeddings.encode(encoder, task.queries, view=f"{task.dataset}:titles", cached_only=cached_only)
+        d = embeddings.encode(encoder, task.documents, view=f"{task.dataset}:documents", cached_only=cached_only)
+        return None if q is None or d is None else retrieval.dense_ranks(q, d, task.targets).tolist()
 
-    return np.asarray(store.cached(archive, "retrieval", task.dataset, label, identity, compute), dtype=np.int64)
+    found = store.cached(archive, "retrieval", task.dataset, label, identity, compute, write_new=not cached_only)
+    return None if found is None else np.asarray(found, dtype=np.int64)
+
+
+def embeddings_of(encoder: str, model_seed: int | None, texts: list[str], view: str, cached_only: bool = False,
+                  progress: bool = True) -> np.ndarray | None:
+    """`embeddings.encode`; with `cached_only`, None for an EncodeRec model this machine has not trained."""
+    if cached_only and model_seed is not None and not Path(encoder).exists():
+        return None
+    return embeddings.encode(encoder, texts, view=view, progress=progress, cached_only=cached_only)
+
+
+def encoderec_model(cfg: trainer.TrainConfig, data_dir: str | None = None, archive: Path | None = None,
+                    cached_only: bool = False) -> tuple[str, dict[str, Any]] | None:
+    """01_encoderec's unit of work: (the folder of the model `cfg` describes, its training record
+    `encoderec_config.json`: corpus, loss history, held-out metrics), trained by `trainer.train` (cached and
+    resumable) and, with an `archive` folder, archived. With `cached_only` nothing is trained: the model in this
+    machine's cache, else the archived record of the same recipe (trained in any precision; the folder is where that
+    model would lie in this cache, for the notebooks after 01 to find its archived units by), else None."""
+    identity = {"kind": "encoderec", "recipe": cfg.to_dict()}
+    folder = trainer.default_output_dir(cfg) / "final"
+    if cached_only and not (folder / "encoderec_config.json").is_file():
+        chosen = None if archive is None else (
+            store.read(archive, "encoderec", cfg.name, f"seed{cfg.seed}", identity)
+            or next((record for found, record in store.entries(archive, "encoderec", cfg.name, f"seed{cfg.seed}")
+                     if _recipe(found["recipe"]) == _recipe(identity["recipe"])), None))
+        return None if chosen is None else (str(paths.cache_dir() / chosen["model"]), chosen["info"])
+    path = folder if cached_only else trainer.train(cfg, data_dir)
+    info = read_json(path / "encoderec_config.json")
+    if archive is not None and not cached_only:
+        store.write(archive, "encoderec", cfg.name, f"seed{cfg.seed}", identity,
+                    {"model": store.portable_encoder(str(path)), "info": info})
+    return str(path), info
+
+
+def _recipe(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k != "precision"}
 
 
 def fit(run: Run, run_inputs: tuple, device: str | None = None, cached_only: bool = False,

@@ -425,15 +425,14 @@ def further_sections(results: dict[str, dict[str, Any]]) -> list[Section]:
             "categories only; the training budget and model size are in 05_tiger's departures table."],
             [published]))
     out += unisrec_sections(results.get("unisrec", {}))
-    pending = [{"experiment": name, **row} for name in ("unisrec", "tiger")
-               for row in results.get(name, {}).get("pending") or []]
+    pending = [{"experiment": name, **row} for name in EXPERIMENTS for row in results.get(name, {}).get("pending") or []]
     pending += [{"experiment": "unisrec ablation", **row}
                 for row in (results.get("unisrec", {}).get("ablation") or {}).get("pending") or []]
     if pending:
         out.append(Section("Pending runs", [
-            "Runs that were neither archived (`results/<profile>/runs/`) nor in the run caches when this summary was "
-            "written (the GPU set's, `make gpu-set`, and the parts not run yet, README); the tables above leave them "
-            "out."], [pending]))
+            "Runs, rankings and tokenizations that were neither archived (`results/<profile>/runs/`) nor in the caches "
+            "when this summary was written (the GPU set's, `make gpu-set`, and the parts not run yet, README); the "
+            "tables above leave them out."], [pending]))
     return out
 
 

@@ -44,6 +44,8 @@ training = {
     "temperature": 0.05,
     "max_seq_length": 64,
 }
+archive = False  # keep every model's training record in results/<profile>/runs/encoderec/ too (encoderec/archive.py)
+archive_only = False  # train nothing: the models in this machine's cache, else their archived records
 
 # %%
 import time
@@ -52,12 +54,12 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import plots, report, trainer
-from encoderec.io import read_json
+from encoderec import plots, report, runs, trainer
 
 plots.setup_notebook()
 run = report.start("01_encoderec", dict(profile=profile, held_out_fraction=held_out_fraction, models=models,
-                                        seeds=seeds, training=training), output_root)
+                                        seeds=seeds, training=training, archive=archive, archive_only=archive_only),
+                    output_root)
 
 # %% [markdown]
 # ## The training corpus
@@ -81,14 +83,20 @@ print(f"{len(pairs)} training pairs; first: {pairs[0]['query']!r} -> {pairs[0]['
 # next) pairs from the training part of every sequence (leave-one-out: no validation or test interaction of any
 # user), `interaction_ratio` of them per metadata pair, mixed into the same batches; pairs that touch a held-out item
 # are dropped like the metadata pairs. The table gives each model's interaction pairs from its training record.
+# With `archive_only` nothing is trained: a model this machine has not trained comes from its archived training
+# record (the notebooks after this one then read its archived units), or is listed as pending.
 
 # %%
-trained = []
+trained, pending, histories = [], [], {}
 for cfg in configs:
     started = time.time()
-    path = trainer.train(cfg, data_dir)
-    info = read_json(path / "encoderec_config.json")
-    trained.append({"name": cfg.name, "backbone": cfg.backbone, "seed": cfg.seed, "path": str(path),
+    found = runs.encoderec_model(cfg, data_dir, archive=run.archive, cached_only=archive_only)
+    if found is None:
+        pending.append({"name": cfg.name, "seed": cfg.seed, "pending": "neither trained here nor archived"})
+        continue
+    path, info = found
+    histories[f"{cfg.name} (seed {cfg.seed})"] = info["loss_history"]
+    trained.append({"name": cfg.name, "backbone": cfg.backbone, "seed": cfg.seed, "path": path,
                     "pairs": info["corpus"]["pairs"], "interaction_ratio": cfg.interaction_ratio,
                     "interaction pairs": info["corpus"].get("interactions", {}).get("pairs", 0),
                     "train_wall_time_s": info["wall_seconds"],
@@ -97,7 +105,7 @@ for cfg in configs:
                     **{f"held-out {k.replace('_cosine_', ' ')}": v for k, v in info["held_out_metrics"].items()
                        if k.endswith(("ndcg@10", "recall@10"))}})
 trained_table = pd.DataFrame(trained)
-display(trained_table.drop(columns=["path"]))
+display(trained_table.drop(columns=["path"], errors="ignore"), pd.DataFrame(pending))
 
 # %% [markdown]
 # ## Training loss
@@ -105,11 +113,10 @@ display(trained_table.drop(columns=["path"]))
 # far lower because titles and descriptions already share words.
 
 # %%
-curves = pd.DataFrame([{"model": f"{t['name']} (seed {t['seed']})", **point}
-                       for t in trained for point in read_json(t["path"] + "/encoderec_config.json")["loss_history"]])
+curves = pd.DataFrame([{"model": label, **point} for label, history in histories.items() for point in history])
 if len(curves):
     fig = px.line(curves, x="step", y="loss", color="model", markers=True, title="Training loss (InfoNCE)")
     run.figure(fig, "encoderec_training_loss").show()
 
 # %%
-run.save("encoderec_models", trained, corpus=corpus)
+run.save("encoderec_models", trained, corpus=corpus, pending=pending)

@@ -40,6 +40,7 @@ space_max_items = None
 interactive = False  # True: an interactive top-10 explorer (ipywidgets, JupyterLab only)
 explore_query = "digital caliper 6 inch stainless steel"
 archive = False  # keep Table 1's ranks of every encoder in results/<profile>/runs/ too, read them from there first
+archive_only = False  # compute nothing: read every unit from the archive or the caches, list the rest as pending
 
 # %%
 import html
@@ -54,7 +55,7 @@ plots.setup_notebook()
 run = report.start("02_retrieval", dict(profile=profile, held_out_fraction=held_out_fraction, datasets=datasets,
                                         base_backbones=base_backbones, corpus=corpus, space_dataset=space_dataset,
                                         space_max_items=space_max_items, explore_query=explore_query,
-                                        archive=archive), output_root)
+                                        archive=archive, archive_only=archive_only), output_root)
 trained = run.read_results("encoderec_models")["rows"]
 encoders = {b: {"name": b, "backbone": b, "base": b, "seed": None} for b in base_backbones}
 encoders.update({f"{t['name']} (seed {t['seed']})": {"name": t["name"], "backbone": t["path"], "base": t["backbone"],
@@ -69,11 +70,15 @@ loaded = {name: data.load_dataset(name, data_dir) for name in datasets}
 tasks = {name: retrieval.build_task(ds, held_out_fraction, corpus=corpus) for name, ds in loaded.items()}
 display(pd.DataFrame({n: t.size for n, t in tasks.items()}).T)
 
-rows, per_query = [], {}
+rows, per_query, pending = [], {}, []
 for name, task in tasks.items():
     ranks = {"BM25": retrieval.bm25_ranks(task.queries, task.documents, task.targets)}
     for label, enc in encoders.items():  # with `archive` (the paper profile), read from results/<profile>/runs/ first
-        ranks[label] = runs.retrieval_ranks(task, enc["backbone"], label, archive=run.archive)
+        found = runs.retrieval_ranks(task, enc["backbone"], label, archive=run.archive, cached_only=archive_only)
+        if found is None:
+            pending.append({"dataset": name, "encoder": label, "pending": "neither archived nor cached"})
+        else:
+            ranks[label] = found
     for label, r in ranks.items():
         summary, values = retrieval.evaluate(r)
         enc = encoders.get(label, {"name": label, "base": None, "seed": None})
@@ -81,6 +86,7 @@ for name, task in tasks.items():
         rows.append({"dataset": name, "model": enc["name"], "base": enc["base"], "seed": enc["seed"], **task.size,
                      **summary})
 table = pd.DataFrame(rows)
+display(pd.DataFrame(pending))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -136,8 +142,10 @@ texts, labels = [all_texts[i] for i in shown], [all_labels[i] for i in shown]
 titles = [data.clean_text(ds.items[i]["title"]) for i in shown]
 pairs = [(base, next(label for label, e in encoders.items() if e["base"] == base and e["seed"] is not None))
          for base in base_backbones if any(e["base"] == base and e["seed"] is not None for e in encoders.values())]
-item_emb = {label: embeddings.encode(encoders[label]["backbone"], texts, view=f"{space_dataset}:items")
-            for pair in pairs for label in pair}
+item_emb = {label: x for pair in pairs for label in pair  # with `archive_only`, those in this machine's cache
+            if (x := runs.embeddings_of(encoders[label]["backbone"], encoders[label]["seed"], texts,
+                                        f"{space_dataset}:items", cached_only=archive_only)) is not None}
+pairs = [pair for pair in pairs if all(label in item_emb for label in pair)]
 quality = pd.DataFrame([{"encoder": label, "kNN purity@10": space.knn_purity(emb, labels),
                          "silhouette (cosine)": space.silhouette(emb, labels)} for label, emb in item_emb.items()])
 display(quality.round(4))
@@ -203,5 +211,5 @@ else:
 # %%
 run.save("retrieval", table, comparison=comparison.to_dict(orient="records"),
          scaling=scaling.to_dict(orient="records"), plus=plus.to_dict(orient="records"),
-         cluster_quality=quality.to_dict(orient="records"), separated_pairs=separated,
+         cluster_quality=quality.to_dict(orient="records"), separated_pairs=separated, pending=pending,
          paper=paper.table("1").to_dict(orient="records"))

@@ -49,6 +49,7 @@ rqvae = {}  # RQVAEConfig fields to change, e.g. {"epochs": 50}; TIGER's setting
 max_items = None  # a seeded sample of each catalogue (smoke tests); None: every item
 map_dataset = "Scientific"
 archive = False  # keep every tokenization and map in results/<profile>/runs/ too, read them from there first (runs.py)
+archive_only = False  # compute nothing: read every unit from the archive or the caches, list the rest as pending
 
 # %%
 import numpy as np
@@ -62,7 +63,8 @@ from encoderec.rqvae import RQVAEConfig
 plots.setup_notebook()
 run = report.start("03_semantic_ids", dict(profile=profile, datasets=datasets, backbones=backbones,
                                            tokenizers=tokenizers, seeds=seeds, rqvae=rqvae, max_items=max_items,
-                                           map_dataset=map_dataset, archive=archive), output_root)
+                                           map_dataset=map_dataset, archive=archive, archive_only=archive_only),
+                    output_root)
 print(RQVAEConfig(**rqvae))
 
 # %% [markdown]
@@ -96,14 +98,18 @@ print(catalogue_table.to_string(index=False))
 # read from there first: a campaign spread over sessions encodes each catalogue with each model once.
 
 # %%
-rows, ids = [], {}
+rows, ids, pending = [], {}, []
 for name, cat in catalogues.items():
     for backbone in backbones:
         for seed in seeds:
             config = RQVAEConfig(**{**rqvae, "seed": seed})
             for kind in tokenizers:
                 result, model_seed = runs.tokenization(name, backbone, seed, kind, cat["texts"], cat["fit_items"],
-                                                       rqvae, run.backbone, archive=run.archive)
+                                                       rqvae, run.backbone, archive=run.archive,
+                                                       cached_only=archive_only)
+                if result is None:
+                    pending.append({"dataset": name, "backbone": backbone, "tokenizer": kind, "seed": seed})
+                    continue
                 ids[(name, backbone, kind, seed)] = result
                 info = result.info
                 rows.append({
@@ -116,6 +122,7 @@ for name, cat in catalogues.items():
                     "max_4th_code": int(semantic_ids.with_dedup_code(result.codes)[:, -1].max()),
                 })
 table = pd.DataFrame(rows)
+display(pd.DataFrame(pending))  # with `archive_only`: neither archived nor cached
 print(f"{len(table)} tokenizations, {table.fit_seconds.sum():.0f} s of fitting (for cached IDs, the time of the "
       "run that made them)")
 
@@ -197,7 +204,10 @@ run.figure(fig, "group_sizes").show()
 cat = catalogues[map_dataset]
 titles = [data.clean_text(cat["dataset"].items[i]["title"]) for i in cat["items"]]
 for backbone in backbones:
-    coordinates = runs.item_map(map_dataset, backbone, seeds[0], cat["texts"], run.backbone, archive=run.archive)
+    coordinates = runs.item_map(map_dataset, backbone, seeds[0], cat["texts"], run.backbone, archive=run.archive,
+                                cached_only=archive_only)
+    if coordinates is None or (map_dataset, backbone, "rqvae", seeds[0]) not in ids:
+        continue
     first = ids[(map_dataset, backbone, "rqvae", seeds[0])].codes[:, 0]
     top = set(pd.Series(first).value_counts().index[:11])
     labels = [f"code {c:03d}" if c in top else "other" for c in first]
@@ -207,5 +217,5 @@ for backbone in backbones:
 
 # %%
 run.save("collisions", table, summary=collision_table.to_dict(orient="records"),
-         verdict=verdict_table.to_dict(orient="records"), claim=statement,
+         verdict=verdict_table.to_dict(orient="records"), claim=statement, pending=pending,
          catalogues=catalogue_table.to_dict(orient="records"), rqvae_config=vars(RQVAEConfig(**rqvae)))

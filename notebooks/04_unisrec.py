@@ -45,6 +45,7 @@ dataset_unisrec = {}  # dataset -> UniSRecConfig fields changed for that dataset
 ablation = {}
 gpu_datasets = []  # datasets whose runs the GPU set trains (`make gpu-set`): read from the run cache, never trained here
 archive = False  # keep every finished run in results/<profile>/runs/ too, read it from there first (runs.py)
+archive_only = False  # compute nothing: read every unit from the archive or the caches, list the rest as pending
 max_items = None  # only the most popular items and the users left with 3 of them (smoke tests); None: all
 max_users = None  # a seeded sample of users and their items only (smoke tests); None: every user
 
@@ -60,8 +61,8 @@ plots.setup_notebook()
 parameters = dict(datasets=datasets, backbones=backbones, modes=modes, id_baseline=id_baseline, seeds=seeds,
                   unisrec=unisrec, dataset_unisrec=dataset_unisrec, ablation=ablation, data_dir=data_dir,
                   max_items=max_items, max_users=max_users)
-run = report.start("04_unisrec", dict(profile=profile, gpu_datasets=gpu_datasets, archive=archive, **parameters),
-                   output_root)
+run = report.start("04_unisrec", dict(profile=profile, gpu_datasets=gpu_datasets, archive=archive,
+                                  archive_only=archive_only, **parameters), output_root)
 departures = tables.dataset_departures(usr.UniSRecConfig, unisrec, dataset_unisrec, datasets)
 display(departures)  # where this profile departs from UniSRec's settings
 
@@ -85,7 +86,7 @@ display(data_table)
 # their encoders, embeddings or semantic IDs.
 
 # %%
-records = [runs.execute(r, run.backbone, cached_only=r.dataset in gpu_datasets, archive=run.archive)
+records = [runs.execute(r, run.backbone, cached_only=archive_only or r.dataset in gpu_datasets, archive=run.archive)
            for r in runs.unisrec_plan(datasets, backbones, modes, id_baseline, seeds, unisrec, dataset_unisrec,
                                       data_dir=data_dir, max_items=max_items, max_users=max_users)]
 for r in records:
@@ -134,15 +135,16 @@ display(plus.round(4) if len(plus) else "no EncodeRec+ in this profile")
 # %%
 ablation_plan = runs.ablation_plan(ablation, unisrec, dataset_unisrec, datasets, seeds, data_dir=data_dir,
                                    max_items=max_items, max_users=max_users)
-ablation_records = [{"setting": label} | runs.execute(r, run.backbone, cached_only=r.dataset in gpu_datasets,
-                                                      archive=run.archive) for label, r in ablation_plan]
+ablation_records = [{"setting": label} | runs.execute(r, run.backbone, cached_only=archive_only or r.dataset in
+                                                      gpu_datasets, archive=run.archive) for label, r in ablation_plan]
 ablation_finished, ablation_pending = tables.finished_and_pending(ablation_records)
 display(ablation_pending)
 reference_setting = next(iter(ablation.get("settings", {})), None)
 
 
 backbone_space = {(name, b): x for name in sorted({r.dataset for _, r in ablation_plan}) for b in ablation["backbones"]
-                  if (x := runs.text_embeddings(name, b, run.backbone, data_dir, max_items, max_users)) is not None}
+                  if (x := runs.text_embeddings(name, b, run.backbone, data_dir, max_items, max_users,
+                                                cached_only=archive_only)) is not None}
 # the training-free last-item neighbour recommender's per-user values, by (dataset, backbone, normalisation, seed)
 untrained = {(name, b, how, 0): metrics.per_query(space.last_item_ranks(usr.normalise_text(x, how),
                                                                         prepared[name].split.test))

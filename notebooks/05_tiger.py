@@ -44,6 +44,7 @@ tiger = {"layers": 2, "heads": 4, "d_kv": 32, "d_ff": 512, "dropout": 0.0, "epoc
 dataset_tiger = {}  # dataset -> TigerConfig fields changed for that dataset only (on top of `tiger`)
 gpu_datasets = []  # datasets whose runs the GPU set trains (`make gpu-set`): read from the run cache, never trained here
 archive = False  # keep every finished run in results/<profile>/runs/ too, read it from there first (runs.py)
+archive_only = False  # compute nothing: read every unit from the archive or the caches, list the rest as pending
 max_items = None  # only the most popular items and the users left with 3 of them (smoke tests); None: all
 max_users = None  # a seeded sample of users and their items only (smoke tests); None: every user
 
@@ -59,8 +60,8 @@ plots.setup_notebook()
 parameters = dict(datasets=datasets, backbones=backbones, extra_backbones=extra_backbones, id_variants=id_variants,
                   extra_id_variants=extra_id_variants, seeds=seeds, rqvae=rqvae, tiger=tiger, dataset_tiger=dataset_tiger, data_dir=data_dir,
                   max_items=max_items, max_users=max_users)
-run = report.start("05_tiger", dict(profile=profile, gpu_datasets=gpu_datasets, archive=archive, **parameters),
-                   output_root)
+run = report.start("05_tiger", dict(profile=profile, gpu_datasets=gpu_datasets, archive=archive,
+                                  archive_only=archive_only, **parameters), output_root)
 departures = tables.dataset_departures(tg.TigerConfig, tiger, dataset_tiger, datasets)
 display(departures)  # where this profile departs from TIGER's settings (epochs: TIGER trains far longer)
 
@@ -85,7 +86,7 @@ display(data_table)
 # their encoders, embeddings or semantic IDs.
 
 # %%
-records = [runs.execute(r, run.backbone, cached_only=r.dataset in gpu_datasets, archive=run.archive)
+records = [runs.execute(r, run.backbone, cached_only=archive_only or r.dataset in gpu_datasets, archive=run.archive)
            for r in runs.plan("05_tiger", parameters)]
 for r in records:
     print(runs.describe(r))

@@ -7,6 +7,7 @@ and checks the cells marked `# NBVAL_CHECK_OUTPUT`.
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import jupytext
@@ -111,6 +112,27 @@ def test_unisrec_reads_every_run_under_both_protocols_and_runs_the_ablation(smok
     assert not ablation["pending"] and {r["model"] for r in ablation["shape"]} == {"tfidf-svd", "all-MiniLM-L6-v2"}
     floor = 10 / {row["dataset"]: row["items"] for row in result["data"]}["Beauty"]
     assert all(float(r["Recall@10"]) > 1.5 * floor for r in ablation["table"])
+
+
+def test_a_report_from_the_archive_reproduces_the_tables_without_a_model(smoke, tmp_path, monkeypatch):
+    """`report --from-archive` where none of the smoke report's caches are: every model, Table 1 ranking,
+    tokenization and recommender run is read from the archive the smoke report wrote, no model is trained, and every
+    recorded metric is the smoke report's."""
+    shutil.copytree(smoke / "results" / "smoke" / "runs", tmp_path / "results" / "smoke" / "runs")
+    monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "cache"))
+    dirs = paths.ReportDirs(smoke / "notebooks", smoke / "params", tmp_path)
+    runner.run_report("smoke", dirs=dirs, from_archive=True)
+    assert not (tmp_path / "cache" / "encoderec").exists()
+    for name, spec in EXPECTED.items():
+        key = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]
+        read = [json.loads((root / "results" / "smoke" / f"{name}.json").read_text()) for root in (smoke, tmp_path)]
+        assert not read[1].get("pending"), f"{name}: pending {read[1].get('pending')}"
+        rows = [{_key(row, key): row for row in result["rows"]} for result in read]
+        assert rows[0].keys() == rows[1].keys(), name
+        for expected in spec["rows"]:
+            ours, archived = (r[_key(expected, key)] for r in rows)
+            fields = [f for f in expected if METRIC.search(f) or f in ("coll@3", "collision_rate@3")]
+            assert {f: archived.get(f) for f in fields} == {f: ours.get(f) for f in fields}, (name, expected)
 
 
 def test_results_carry_provenance(smoke):

@@ -307,6 +307,11 @@ def test_a_tokenization_and_a_map_are_archived_and_read_back_without_their_encod
     assert model_seed == 0 and (read.codes == computed.codes).all() and read.info == computed.info
     assert (runs.item_map("Cyc", "TF-IDF", 0, texts, backbone_of, archive=folder) == coordinates).all()
     assert not (tmp_path / "empty cache").exists()  # nothing encoded or fitted
+    pending = ("Cyc", "TF-IDF", 0, "rqvae", texts, fit_items, {"codebook_size": 4})  # never computed: archive_only
+    assert runs.tokenization(*pending, backbone_of, archive=folder, cached_only=True, progress=False) == (None, None)
+    unseen = lambda name, seed: (str(tmp_path / "cache" / "encoderec" / "M-0123" / "final"), 0)  # noqa: E731
+    assert runs.item_map("Cyc", "M", 0, texts, unseen, archive=folder, cached_only=True) is None
+    assert not (tmp_path / "empty cache").exists()
 
     archived = len(list(folder.rglob("*.json.gz")))
     runs.tokenization("Cyc", "TF-IDF", 1, *args[3:], backbone_of, archive=folder, progress=False)  # another seed
@@ -332,6 +337,7 @@ def test_table_1_ranks_are_archived_and_read_back_without_the_encoder(tiny_st_mo
     assert (runs.retrieval_ranks(task, str(tiny_st_model), "tiny (seed 0)", archive=folder) == computed).all()
     assert not (tmp_path / "empty cache").exists()
     other = dataclasses.replace(task, documents=["w2 w1", "w4 w3", "w7 w5 w6"])  # another corpus: another unit
+    assert runs.retrieval_ranks(other, str(tiny_st_model), "tiny (seed 0)", archive=folder, cached_only=True) is None
     runs.retrieval_ranks(other, str(tiny_st_model), "tiny (seed 0)", archive=folder)
     assert len(list(folder.rglob("*.json.gz"))) == 2
 
