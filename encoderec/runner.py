@@ -208,8 +208,8 @@ def _injected(profile: Profile, data_dir: Path, dirs: ReportDirs) -> dict[str, A
 
 
 def _prepare(profile: Profile, part: str | None, overrides: dict[str, Any], only: list[str] | None,
-             data_dir: str | None, dirs: ReportDirs, from_archive: bool = False) -> tuple[dict[str, Path], dict[str, dict[str, Any]],
-                                                             dict[str, Any], tuple[str, str]]:
+             data_dir: str | None, dirs: ReportDirs, from_archive: bool = False
+             ) -> tuple[dict[str, Path], dict[str, dict[str, Any]], dict[str, Any], tuple[str, str]]:
     """The notebooks as .ipynb inputs, each one's parameters, the injected ones, and the library and data
     fingerprints."""
     os.environ["HF_HUB_OFFLINE"] = "1"

@@ -255,10 +255,7 @@ def inputs(run: Run, backbone_of: BackboneOf, device: str | None = None, cached_
         return {"model seed": None}, (len(p.dataset.items), None)
     encoder, model_seed = backbone_of(run.backbone, run.seed)
     labels = {"model seed": model_seed}
-    if cached_only and model_seed is not None and not Path(encoder).exists():
-        return labels, None  # a model of 01_encoderec that this machine has not trained: nothing of it is cached
-    x = embeddings.encode(encoder, p.texts, view=f"{run.dataset}:items", device=device, progress=progress,
-                          cached_only=cached_only)
+    x = embeddings_of(encoder, model_seed, p.texts, f"{run.dataset}:items", cached_only, progress, device)
     if x is None:
         return labels, None
     if run.kind == "unisrec":
@@ -334,20 +331,20 @@ def item_map(dataset: str, backbone: str, seed: int, texts: list[str], backbone_
     return None if found is None else np.asarray(found)
 
 
-def retrieval_ranks(task: retrieval.RetrievalTask, encoder: str, label: str, archive: Path | None = None,
-                    cached_only: bool = False) -> np.ndarray | None:
-    """02_retrieval's unit of work (Table 1): the rank of each query's document when `encoder` embeds the task's
-    titles and documents (`retrieval.dense_ranks`), read from or written to an `archive` folder like a tokenization
-    (`label` names the entry: the encoder as the notebook shows it; None when `cached_only` and the embeddings are
-    neither archived as ranks nor cached)."""
+def retrieval_ranks(task: retrieval.RetrievalTask, encoder: str, model_seed: int | None, label: str,
+                    archive: Path | None = None, cached_only: bool = False) -> np.ndarray | None:
+    """02_retrieval's unit of work (Table 1): the rank of each query's document when `encoder` (an EncodeRec model
+    of seed `model_seed`, or None) embeds the task's titles and documents (`retrieval.dense_ranks`), read from or
+    written to an `archive` folder like a tokenization (`label` names the entry: the encoder as the notebook shows
+    it; None when `cached_only` and the embeddings are neither archived as ranks nor cached)."""
     identity = {"kind": "retrieval", "dataset": task.dataset, "encoder": store.portable_encoder(encoder),
                 "queries": sha256_text(*task.queries), "documents": sha256_text(*task.documents),
                 "targets": sha256_text(repr(np.asarray(task.targets).tolist())),
                 "code": {"retrieval": code_version("retrieval")}}
 
     def compute() -> list[int] | None:
-        q = embeddings.encode(encoder, task.queries, view=f"{task.dataset}:titles", cached_only=cached_only)
-        d = embeddings.encode(encoder, task.documents, view=f"{task.dataset}:documents", cached_only=cached_only)
+        q = embeddings_of(encoder, model_seed, task.queries, f"{task.dataset}:titles", cached_only)
+        d = embeddings_of(encoder, model_seed, task.documents, f"{task.dataset}:documents", cached_only)
         return None if q is None or d is None else retrieval.dense_ranks(q, d, task.targets).tolist()
 
     found = store.cached(archive, "retrieval", task.dataset, label, identity, compute, write_new=not cached_only)
@@ -355,11 +352,12 @@ def retrieval_ranks(task: retrieval.RetrievalTask, encoder: str, label: str, arc
 
 
 def embeddings_of(encoder: str, model_seed: int | None, texts: list[str], view: str, cached_only: bool = False,
-                  progress: bool = True) -> np.ndarray | None:
-    """`embeddings.encode`; with `cached_only`, None for an EncodeRec model this machine has not trained."""
+                  progress: bool = True, device: str | None = None) -> np.ndarray | None:
+    """`embeddings.encode`; with `cached_only`, None for an EncodeRec model (`model_seed` not None) that this machine
+    has not trained: nothing of it can be in the cache."""
     if cached_only and model_seed is not None and not Path(encoder).exists():
         return None
-    return embeddings.encode(encoder, texts, view=view, progress=progress, cached_only=cached_only)
+    return embeddings.encode(encoder, texts, view=view, device=device, progress=progress, cached_only=cached_only)
 
 
 def encoderec_model(cfg: trainer.TrainConfig, data_dir: str | None = None, archive: Path | None = None,

@@ -74,7 +74,8 @@ rows, per_query, pending = [], {}, []
 for name, task in tasks.items():
     ranks = {"BM25": retrieval.bm25_ranks(task.queries, task.documents, task.targets)}
     for label, enc in encoders.items():  # with `archive` (the paper profile), read from results/<profile>/runs/ first
-        found = runs.retrieval_ranks(task, enc["backbone"], label, archive=run.archive, cached_only=archive_only)
+        found = runs.retrieval_ranks(task, enc["backbone"], enc["seed"], label, archive=run.archive,
+                                     cached_only=archive_only)
         if found is None:
             pending.append({"dataset": name, "encoder": label, "pending": "neither archived nor cached"})
         else:

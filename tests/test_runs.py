@@ -328,18 +328,20 @@ def test_table_1_ranks_are_archived_and_read_back_without_the_encoder(tiny_st_mo
                                    np.array([0, 1, 2]))
     monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "archive"
-    computed = runs.retrieval_ranks(task, str(tiny_st_model), "tiny (seed 0)", archive=folder)
+    computed = runs.retrieval_ranks(task, str(tiny_st_model), 0, "tiny (seed 0)", archive=folder)
     [entry] = folder.rglob("*.json.gz")
     assert entry.parent == folder / "retrieval" / "D" and entry.name.startswith("tiny-seed-0-")
     assert computed.dtype == np.int64 and computed.shape == (3,)
 
     monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "empty cache"))  # another machine: nothing cached
-    assert (runs.retrieval_ranks(task, str(tiny_st_model), "tiny (seed 0)", archive=folder) == computed).all()
+    assert (runs.retrieval_ranks(task, str(tiny_st_model), 0, "tiny (seed 0)", archive=folder) == computed).all()
     assert not (tmp_path / "empty cache").exists()
     other = dataclasses.replace(task, documents=["w2 w1", "w4 w3", "w7 w5 w6"])  # another corpus: another unit
-    assert runs.retrieval_ranks(other, str(tiny_st_model), "tiny (seed 0)", archive=folder, cached_only=True) is None
-    runs.retrieval_ranks(other, str(tiny_st_model), "tiny (seed 0)", archive=folder)
+    assert runs.retrieval_ranks(other, str(tiny_st_model), 0, "tiny (seed 0)", archive=folder, cached_only=True) is None
+    runs.retrieval_ranks(other, str(tiny_st_model), 0, "tiny (seed 0)", archive=folder)
     assert len(list(folder.rglob("*.json.gz"))) == 2
+    untrained = str(tmp_path / "cache" / "encoderec" / "M-0123" / "final")  # archived as a model, never trained here
+    assert runs.retrieval_ranks(task, untrained, 0, "M (seed 0)", archive=folder, cached_only=True) is None
 
 
 def test_a_listing_counts_a_model_this_machine_has_not_trained_as_pending(rehearsal, tmp_path):
