@@ -167,7 +167,8 @@ class NotebookRun:
         if name.startswith("EncodeRec"):
             missing = "is missing" if not path.exists() else "lists no such model"
             raise EncoderecError(f"{path} {missing}: train {name} first with python -m encoderec report "
-                                 f"--profile {self.profile} --only 01_encoderec")
+                                 f"--profile {self.profile} --only 01_encoderec (add --from-archive to list, without "
+                                 f"training, the models already trained by its parts or archived)")
         return name, None
 
     def base_encoder(self, name: str) -> str | None:
