@@ -166,9 +166,10 @@ class NotebookRun:
             return str(paths.cache_dir() / "encoderec" / f"{name}-pending" / "final"), seed
         if name.startswith("EncodeRec"):
             missing = "is missing" if not path.exists() else "lists no such model"
+            listed = (" (add --from-archive to list, without training, the models already trained by its parts or "
+                      "archived)") if self.params.get("archive") else ""
             raise EncoderecError(f"{path} {missing}: train {name} first with python -m encoderec report "
-                                 f"--profile {self.profile} --only 01_encoderec (add --from-archive to list, without "
-                                 f"training, the models already trained by its parts or archived)")
+                                 f"--profile {self.profile} --only 01_encoderec{listed}")
         return name, None
 
     def base_encoder(self, name: str) -> str | None:
