@@ -63,13 +63,15 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     if args.backbone:
         planned = _of_backbones(planned, args.backbone)
     notebook, params = parts[0]
-    profile_run = report.start(notebook, params, params["output_root"])  # the profile's models and archive: any part's
+    # the profile's models and archive (any part's); a listing counts a model 01_encoderec has not trained as pending
+    profile_run = report.start(notebook, {**params, "archive_only": args.list}, params["output_root"])
     backbone_of, archive = profile_run.backbone, profile_run.archive
     if args.list:  # what a resumed campaign still has to train; reads the archive and caches, computes nothing
         for part, run in planned:
             record = runs.execute(run, backbone_of, args.device, cached_only=True, archive=archive)
             print(f"{part}: {runs.describe(record)}")
         return
+    _check_models(planned, backbone_of)
     # one pool for every part: a worker that finishes a part's last run starts the next part's first
     records = runs.fit_all([run for _, run in planned], backbone_of, args.jobs, args.device, args.threads,
                            archive=archive)
@@ -78,6 +80,25 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         print(f"{runs.describe(record)}; {where}")
     print(f"fit {', '.join(args.part)}: {len(records)} runs in {time.perf_counter() - started:.0f} s "
           f"({args.jobs} at a time)")
+
+
+def _check_models(planned: list[tuple[str, Any]], backbone_of: Any) -> None:
+    """Fail before anything is trained when a run needs an EncodeRec model that 01_encoderec has not trained,
+    naming the backbones whose runs can train now."""
+    backbones = sorted({run.backbone for _, run in planned if run.backbone is not None})
+    errors = {name: error for name in backbones if (error := _model_error(name, backbone_of))}
+    if errors:
+        ready = [name for name in backbones if name not in errors]
+        hint = f"; or train the other runs now with {' '.join(f'--backbone {b}' for b in ready)}" if ready else ""
+        raise EncoderecError(f"{next(iter(errors.values()))}{hint}")
+
+
+def _model_error(name: str, backbone_of: Any) -> EncoderecError | None:
+    try:
+        backbone_of(name, 0)
+    except EncoderecError as error:
+        return error
+    return None
 
 
 def _of_backbones(planned: list[tuple[str, Any]], names: list[str]) -> list[tuple[str, Any]]:

@@ -146,6 +146,7 @@ notebooks:
 parts:
   gpu-unisrec: {notebook: 04_unisrec}
   gpu-tiger: {notebook: 05_tiger}
+  needs-a-model: {notebook: 04_unisrec, backbones: [tfidf-svd, EncodeRec-22M], id_baseline: false}
 """
 
 
@@ -351,6 +352,22 @@ def test_a_listing_counts_a_model_this_machine_has_not_trained_as_pending(rehear
     untrained = str(tmp_path / "cache" / "encoderec" / "EncodeRec-22M-0123456789ab" / "final")
     read = runs.execute(run, lambda name, seed: (untrained, seed), cached_only=True)
     assert read["result"] is None and read["model seed"] == 0
+
+
+def test_fit_names_a_model_that_01_has_not_trained_before_training_anything(rehearsal, monkeypatch, capsys):
+    """A part with an EncodeRec model that 01_encoderec has not trained: the listing counts its runs as pending, and
+    `fit` stops at once with the fix (train the model, or the other backbones' runs now)."""
+    dirs, data_dir = rehearsal
+    monkeypatch.setattr(paths.ReportDirs, "default", classmethod(lambda cls: dirs))
+    fit = ["fit", "--profile", "rehearsal", "--part", "needs-a-model", "--device", "cpu", "--data-dir", str(data_dir)]
+    assert cli.main([*fit, "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2 and all(line.endswith("pending (neither archived nor in the run cache)") for line in listed)
+    assert cli.main(fit) == 2
+    error = capsys.readouterr().err
+    assert "train EncodeRec-22M first with python -m encoderec report --profile rehearsal --only 01_encoderec" in error
+    assert error.rstrip().endswith("; or train the other runs now with --backbone tfidf-svd")
+    assert not (dirs.output_root / "results" / "rehearsal" / "runs").exists() and not (data_dir.parent / "cache").exists()
 
 
 def test_a_fit_worker_stops_when_its_parent_is_killed(tmp_path):
