@@ -15,6 +15,8 @@ from typing import Any
 
 from encoderec.errors import EncoderecError
 
+ID_ONLY = "id"  # fit --backbone's name for the ID-only SASRec, the run without a text backbone
+
 
 def _cmd_stats(args: argparse.Namespace) -> None:
     from encoderec import data
@@ -85,8 +87,8 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 def _check_models(planned: list[tuple[str, Any]], backbone_of: Any) -> None:
     """Fail before anything is trained when a run needs an EncodeRec model that 01_encoderec has not trained,
     naming the backbones whose runs can train now."""
-    backbones = sorted({run.backbone for _, run in planned if run.backbone is not None})
-    errors = {name: error for name in backbones if (error := _model_error(name, backbone_of))}
+    backbones = _backbone_names(planned)
+    errors = {name: error for name in backbones if name != ID_ONLY and (error := _model_error(name, backbone_of))}
     if errors:
         ready = [name for name in backbones if name not in errors]
         hint = f"; or train the other runs now with {' '.join(f'--backbone {b}' for b in ready)}" if ready else ""
@@ -102,14 +104,23 @@ def _model_error(name: str, backbone_of: Any) -> EncoderecError | None:
 
 
 def _of_backbones(planned: list[tuple[str, Any]], names: list[str]) -> list[tuple[str, Any]]:
-    """The planned runs of the backbones `names` (as the parts name them): a session with time for only some of a
-    part's runs trains those; an unknown name is an error that lists the parts' backbones."""
-    known = sorted({run.backbone for _, run in planned if run.backbone is not None})
+    """The planned runs of the backbones `names` (as the parts name them, `id` for the ID-only SASRec): a session
+    with time for only some of a part's runs trains those; an unknown name is an error that lists the parts'
+    backbones."""
+    known = _backbone_names(planned)
     unknown = [name for name in names if name not in known]
     if unknown:
         raise EncoderecError(f"--backbone {unknown[0]}: no run of these parts uses it; their backbones: "
                              f"{', '.join(known) or 'none'}")
-    return [(part, run) for part, run in planned if run.backbone in names]
+    return [(part, run) for part, run in planned if _backbone_name(run) in names]
+
+
+def _backbone_names(planned: list[tuple[str, Any]]) -> list[str]:
+    return sorted({_backbone_name(run) for _, run in planned})
+
+
+def _backbone_name(run: Any) -> str:
+    return ID_ONLY if run.backbone is None else run.backbone
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -196,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads per worker (default: torch's)")
     p.add_argument("--setting", action="append", help="only the runs of this setting of 04_unisrec's ablation "
                    "(a label under the profile's `ablation: settings`); repeatable")
-    p.add_argument("--backbone", action="append", help="only the runs of this backbone (tfidf-svd, EncodeRec-110M, "
-                   "...; not the ID-only SASRec); repeatable")
+    p.add_argument("--backbone", action="append", help=f"only the runs of this backbone (tfidf-svd, EncodeRec-110M, "
+                   f"...; {ID_ONLY} for the ID-only SASRec); repeatable")
     p.add_argument("--list", action="store_true", help="list the parts' runs, each finished (read from the run "
                    "cache) or pending, and train nothing")
     p.set_defaults(func=_cmd_fit)

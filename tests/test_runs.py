@@ -146,7 +146,7 @@ notebooks:
 parts:
   gpu-unisrec: {notebook: 04_unisrec}
   gpu-tiger: {notebook: 05_tiger}
-  needs-a-model: {notebook: 04_unisrec, backbones: [tfidf-svd, EncodeRec-22M], id_baseline: false}
+  needs-a-model: {notebook: 04_unisrec, backbones: [tfidf-svd, EncodeRec-22M]}
 """
 
 
@@ -182,7 +182,10 @@ def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeyp
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == 2 and all(" random " in line.split(":")[1] for line in listed)
     assert cli.main([*fit, "--list", "--backbone", "bert"]) == 2
-    assert "--backbone bert: no run of these parts uses it; their backbones: random, tfidf-svd" in capsys.readouterr().err
+    assert "--backbone bert: no run of these parts uses it; their backbones: id, random, tfidf-svd" in capsys.readouterr().err
+    assert cli.main([*fit, "--list", "--backbone", "id"]) == 0  # the ID-only SASRec, which has no text backbone
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 1 and "ID only (SASRec)" in listed[0]
 
     commits = iter([{"commit": f"{k:040x}", "dirty": False} for k in range(100)])  # HEAD moves during the fits
     monkeypatch.setattr(runs.report, "git_commit", lambda: next(commits))
@@ -362,11 +365,11 @@ def test_fit_names_a_model_that_01_has_not_trained_before_training_anything(rehe
     fit = ["fit", "--profile", "rehearsal", "--part", "needs-a-model", "--device", "cpu", "--data-dir", str(data_dir)]
     assert cli.main([*fit, "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert len(listed) == 2 and all(line.endswith("pending (neither archived nor in the run cache)") for line in listed)
+    assert len(listed) == 3 and all(line.endswith("pending (neither archived nor in the run cache)") for line in listed)
     assert cli.main(fit) == 2
     error = capsys.readouterr().err
     assert "train EncodeRec-22M first with python -m encoderec report --profile rehearsal --only 01_encoderec" in error
-    assert error.rstrip().endswith("; or train the other runs now with --backbone tfidf-svd")
+    assert error.rstrip().endswith("; or train the other runs now with --backbone id --backbone tfidf-svd")
     assert not (dirs.output_root / "results" / "rehearsal" / "runs").exists() and not (data_dir.parent / "cache").exists()
 
 
