@@ -196,7 +196,7 @@ def per_seed_changes(result: dict[str, Any], layout: Experiment, metric: str = M
         model_by_seed = here[here[layout.model] == c["model"]].groupby("seed")[metric].mean()
         changes = ", ".join(f"seed {int(s)} {_percent(_relative(v, base_by_seed.get(s, base[metric].mean())))}"
                             for s, v in model_by_seed.items())
-        parts.append(f"{_setting(c, layout)}: {changes}")
+        parts.append(f"{_setting(c, layout)}, {c['model']}: {changes}")  # a setting can hold several EncodeRecs
     return f"{metric} change per seed: " + "; ".join(parts) if parts else ""
 
 

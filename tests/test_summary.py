@@ -166,7 +166,7 @@ def test_per_seed_changes_show_how_the_change_moves_between_seeds():
     result = {"rows": unisrec_rows({("A", "all-MiniLM-L6-v2", 0): 0.1, ("A", "all-MiniLM-L6-v2", 1): 0.2,
                                     ("A", "EncodeRec-22M", 0): 0.11, ("A", "EncodeRec-22M", 1): 0.3}),
               "comparison": [comparison(0.15, 0.205, 0.01) | {"seeds": 2}]}
-    expected = "NDCG@10 change per seed: A (inductive): seed 0 +10.0%, seed 1 +50.0%"
+    expected = "NDCG@10 change per seed: A (inductive), EncodeRec-22M: seed 0 +10.0%, seed 1 +50.0%"
     assert summary.per_seed_changes(result, UNISREC) == expected
     assert summary.per_seed_changes(result | {"comparison": [comparison(0.15, 0.205, 0.01)]}, UNISREC) == ""
 
@@ -178,7 +178,7 @@ def test_per_seed_changes_compare_every_seed_with_a_base_without_seeds():
     result = {"rows": rows, "comparison": [{"dataset": "A", "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2",
                                             "seeds": 2}]}
     changes = summary.per_seed_changes(result, summary.LAYOUTS["retrieval"])
-    assert changes == "NDCG@10 change per seed: A: seed 0 +20.0%, seed 1 +10.0%"
+    assert changes == "NDCG@10 change per seed: A, EncodeRec-22M: seed 0 +20.0%, seed 1 +10.0%"
 
 
 def test_beside_published_puts_our_beauty_rows_next_to_tiger_and_table_3():
