@@ -527,27 +527,36 @@ def capped_runs(table: Sequence[dict[str, Any]], within: int = 3) -> list[str]:
             f"{within} epochs run: the epoch cap, not early stopping, ended their training."]
 
 
-def _cell(v: Any, digits: int = 4) -> str:
+def _cell(v: Any, whole: bool = False, digits: int = 4) -> str:
     if v is None:
         return ""
-    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return str(int(v)) if whole else f"{v:.{digits}f}"
+    return str(v)
+
+
+def _cells(records: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Each record's cells; a column whose numbers are all whole (a seed or an epoch count that pandas made float
+    because a row lacks it, or a mean over seeds that agree) is written without decimals."""
+    columns = list(records[0]) if records else []
+    whole = {c: all(not isinstance(v, float) or v.is_integer() for r in records if (v := r.get(c)) is not None)
+             for c in columns}
+    return [[_cell(v, whole[c]) for c, v in r.items()] for r in records]
 
 
 def markdown_table(records: Sequence[dict[str, Any]]) -> str:
     """A GitHub Markdown table; floats rounded, '|' and HTML escaped, missing values empty."""
     columns = list(records[0]) if records else []
-    def row(values: Iterable[Any]) -> str:
-        cells = (html.escape(_cell(v), quote=False).replace("|", "\\|").replace("\n", " ") for v in values)
-        return "| " + " | ".join(cells) + " |"
-    return "\n".join([row(columns), "|" + "---|" * len(columns), *(row(r.values()) for r in records)])
+    def row(cells: Iterable[str]) -> str:
+        return "| " + " | ".join(html.escape(c, quote=False).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+    return "\n".join([row(map(str, columns)), "|" + "---|" * len(columns), *(row(r) for r in _cells(records))])
 
 
 def html_table(records: Sequence[dict[str, Any]]) -> str:
     """An HTML table, every cell escaped."""
     columns = list(records[0]) if records else []
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in r.values()) + "</tr>"
-                   for r in records)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in _cells(records))
     return f"<table><tr>{head}</tr>{body}</table>"
 
 

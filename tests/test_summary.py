@@ -128,6 +128,13 @@ def test_tables_escape_their_cells():
     assert "&lt;script&gt;" in summary.html_table(records) and "<script>" not in summary.html_table(records)
 
 
+def test_a_column_of_whole_numbers_is_written_without_decimals():
+    """A seed column that pandas made float (a row without a seed), against a column of means that are not whole."""
+    records = [{"seed": 0.0, "epochs": 20.0}, {"seed": None, "epochs": 0.3333}, {"seed": 2.0, "epochs": 1.0}]
+    assert summary.markdown_table(records).splitlines()[2:] == ["| 0 | 20.0000 |", "|  | 0.3333 |", "| 2 | 1.0000 |"]
+    assert "<td>2</td><td>1.0000</td>" in summary.html_table(records)
+
+
 def test_markdown_and_html_link_images_relative_to_where_they_are_written(tmp_path):
     parts = [summary.Section("Figures", images=[("collisions", "figures/paper/c.png")])]
     assert "![collisions](figures/paper/c.png)" in summary.to_markdown("paper", parts, tmp_path / "RESULTS.md",
