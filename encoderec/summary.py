@@ -538,7 +538,7 @@ def _cell(v: Any, whole: bool = False, digits: int = 4) -> str:
 def _cells(records: Sequence[dict[str, Any]]) -> list[list[str]]:
     """Each record's cells; a column whose numbers are all whole (a seed or an epoch count that pandas made float
     because a row lacks it, or a mean over seeds that agree) is written without decimals."""
-    columns = list(records[0]) if records else []
+    columns = {c for r in records for c in r}  # a record may carry a key the first one lacks
     whole = {c: all(not isinstance(v, float) or v.is_integer() for r in records if (v := r.get(c)) is not None)
              for c in columns}
     return [[_cell(v, whole[c]) for c, v in r.items()] for r in records]

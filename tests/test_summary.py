@@ -133,6 +133,7 @@ def test_a_column_of_whole_numbers_is_written_without_decimals():
     records = [{"seed": 0.0, "epochs": 20.0}, {"seed": None, "epochs": 0.3333}, {"seed": 2.0, "epochs": 1.0}]
     assert summary.markdown_table(records).splitlines()[2:] == ["| 0 | 20.0000 |", "|  | 0.3333 |", "| 2 | 1.0000 |"]
     assert "<td>2</td><td>1.0000</td>" in summary.html_table(records)
+    assert summary.html_table([{"seed": 0.0}, {"seed": 1.0, "note": 0.5}]).endswith("<td>1</td><td>0.5000</td></tr></table>")
 
 
 def test_markdown_and_html_link_images_relative_to_where_they_are_written(tmp_path):
