@@ -221,8 +221,8 @@ def collision_verdict(result: dict[str, Any] | None) -> tuple[str, str]:
     details = "; ".join(f"{r['dataset']}: {r['model']} {r['EncodeRec coll@3']:.1%} vs {r['base']} "
                         + ("not run" if r.get("base coll@3") is None else f"{r['base coll@3']:.1%}") for r in rows)
     return verdict, (f"RQ-VAE 3 x 256 codes, collision rate at 3 levels (items without an ID of their own): "
-                     f"eliminated on {len(eliminated)} of {len(rows)} catalogues, fewer than the base encoder on "
-                     f"{len(fewer)}. {details}.")
+                     f"eliminated on {len(eliminated)} of {len(rows)} (catalogue, EncodeRec model) pairs, fewer than "
+                     f"its base encoder on {len(fewer)}. {details}.")
 
 
 def scaling_verdict(results: dict[str, dict[str, Any]], metric: str = METRIC) -> tuple[str, str]:
@@ -535,18 +535,24 @@ def _cell(v: Any, whole: bool = False, digits: int = 4) -> str:
     return str(v)
 
 
+def _columns(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Every key of the records in the order they first appear: records of several kinds (the pending runs of
+    Table 2 and the pending tokenizations of the collision table) share one table, each leaving the other's empty."""
+    return list(dict.fromkeys(c for r in records for c in r))
+
+
 def _cells(records: Sequence[dict[str, Any]]) -> list[list[str]]:
-    """Each record's cells; a column whose numbers are all whole (a seed or an epoch count that pandas made float
-    because a row lacks it, or a mean over seeds that agree) is written without decimals."""
-    columns = {c for r in records for c in r}  # a record may carry a key the first one lacks
+    """Each record's cells under `_columns`; a column whose numbers are all whole (a seed or an epoch count that
+    pandas made float because a row lacks it, or a mean over seeds that agree) is written without decimals."""
+    columns = _columns(records)
     whole = {c: all(not isinstance(v, float) or v.is_integer() for r in records if (v := r.get(c)) is not None)
              for c in columns}
-    return [[_cell(v, whole[c]) for c, v in r.items()] for r in records]
+    return [[_cell(r.get(c), whole[c]) for c in columns] for r in records]
 
 
 def markdown_table(records: Sequence[dict[str, Any]]) -> str:
     """A GitHub Markdown table; floats rounded, '|' and HTML escaped, missing values empty."""
-    columns = list(records[0]) if records else []
+    columns = _columns(records)
     def row(cells: Iterable[str]) -> str:
         return "| " + " | ".join(html.escape(c, quote=False).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
     return "\n".join([row(map(str, columns)), "|" + "---|" * len(columns), *(row(r) for r in _cells(records))])
@@ -554,7 +560,7 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
 
 def html_table(records: Sequence[dict[str, Any]]) -> str:
     """An HTML table, every cell escaped."""
-    columns = list(records[0]) if records else []
+    columns = _columns(records)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in _cells(records))
     return f"<table><tr>{head}</tr>{body}</table>"

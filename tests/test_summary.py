@@ -76,6 +76,14 @@ def test_collision_verdict(result, verdict):
     assert summary.collision_verdict(result)[0] == verdict
 
 
+def test_collision_evidence_counts_pairs_of_catalogue_and_model():
+    result = collisions((0.05, 0.1), (0.1, 0.2))
+    result["verdict"][1] |= {"dataset": "D0", "model": "EncodeRec-110M", "base": "all-mpnet-base-v2"}
+    evidence = summary.collision_verdict(result)[1]
+    assert "eliminated on 0 of 2 (catalogue, EncodeRec model) pairs, fewer than its base encoder on 2." in evidence
+    assert evidence.endswith("D0: EncodeRec-110M 10.0% vs all-mpnet-base-v2 20.0%.")
+
+
 def scaling(base: float, model: float, p: float, dataset: str = "A", mode: str = "inductive") -> dict:
     return comparison(base, model, p, dataset, mode, "EncodeRec-110M") | {"base": "EncodeRec-22M"}
 
@@ -133,7 +141,17 @@ def test_a_column_of_whole_numbers_is_written_without_decimals():
     records = [{"seed": 0.0, "epochs": 20.0}, {"seed": None, "epochs": 0.3333}, {"seed": 2.0, "epochs": 1.0}]
     assert summary.markdown_table(records).splitlines()[2:] == ["| 0 | 20.0000 |", "|  | 0.3333 |", "| 2 | 1.0000 |"]
     assert "<td>2</td><td>1.0000</td>" in summary.html_table(records)
-    assert summary.html_table([{"seed": 0.0}, {"seed": 1.0, "note": 0.5}]).endswith("<td>1</td><td>0.5000</td></tr></table>")
+
+
+
+def test_records_of_two_kinds_share_one_table_with_every_column():
+    """The pending runs of Table 2 and the pending tokenizations of the collision table in one table."""
+    records = [{"experiment": "collisions", "backbone": "B", "seed": 0}, {"experiment": "unisrec", "model": "M",
+                                                                         "seed": 1, "model seed": 1.0}]
+    assert summary.markdown_table(records).splitlines() == [
+        "| experiment | backbone | seed | model | model seed |", "|---|---|---|---|---|",
+        "| collisions | B | 0 |  |  |", "| unisrec |  | 1 | M | 1 |"]
+    assert summary.html_table(records).count("<td>") == 10
 
 
 def test_markdown_and_html_link_images_relative_to_where_they_are_written(tmp_path):
