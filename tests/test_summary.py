@@ -143,7 +143,6 @@ def test_a_column_of_whole_numbers_is_written_without_decimals():
     assert "<td>2</td><td>1.0000</td>" in summary.html_table(records)
 
 
-
 def test_records_of_two_kinds_share_one_table_with_every_column():
     """The pending runs of Table 2 and the pending tokenizations of the collision table in one table."""
     records = [{"experiment": "collisions", "backbone": "B", "seed": 0}, {"experiment": "unisrec", "model": "M",
