@@ -31,6 +31,9 @@ from encoderec.tables import ID_ONLY, seed_summary
 ALPHA = 0.05
 METRIC = "NDCG@10"
 EXPERIMENTS = ("retrieval", "collisions", "unisrec", "tiger")
+# a pending unit's model under the name each notebook gives it, and its keys that are not its setting (pending_table)
+_MODEL_KEYS = ("model", "backbone", "encoder")
+_UNIT_KEYS = {"dataset", *_MODEL_KEYS, "seed", "model seed", "pending"}
 
 
 @dataclass(frozen=True)
@@ -425,15 +428,32 @@ def further_sections(results: dict[str, dict[str, Any]]) -> list[Section]:
             "categories only; the training budget and model size are in 05_tiger's departures table."],
             [published]))
     out += unisrec_sections(results.get("unisrec", {}))
-    pending = [{"experiment": name, **row} for name in EXPERIMENTS for row in results.get(name, {}).get("pending") or []]
-    pending += [{"experiment": "unisrec ablation", **row}
-                for row in (results.get("unisrec", {}).get("ablation") or {}).get("pending") or []]
+    pending = pending_table(results)
     if pending:
         out.append(Section("Pending runs", [
             "Runs, rankings and tokenizations that were neither archived (`results/<profile>/runs/`) nor in the caches "
             "when this summary was written (the GPU set's, `make gpu-set`, and the parts not run yet, README); the "
-            "tables above leave them out."], [pending]))
+            "tables above leave them out. One row per experiment, dataset, model and setting, with the seeds it "
+            "lacks."], [pending]))
     return out
+
+
+def pending_table(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The notebooks' pending units grouped: one row per experiment, dataset, model (a run's model, a
+    tokenization's backbone, a ranking's encoder) and setting (whatever else tells the units apart: tokenizer, mode,
+    IDs, ablation setting), with its seeds. The model seed is left out (it follows from the seed), and so is the
+    reason a notebook may give (always that the unit was neither archived nor cached)."""
+    units = [(name, row) for name in EXPERIMENTS for row in results.get(name, {}).get("pending") or []]
+    ablation = results.get("unisrec", {}).get("ablation") or {}
+    units += [("unisrec ablation", row) for row in ablation.get("pending") or []]
+    seeds: dict[tuple[str, str, str, str], list[str]] = {}
+    for experiment, row in units:
+        setting = ", ".join(str(v) for k, v in row.items() if k not in _UNIT_KEYS and v is not None)
+        model = next((row[k] for k in _MODEL_KEYS if k in row), None)
+        seeds.setdefault((experiment, row.get("dataset"), model, setting), []).append(_cell(row.get("seed"), whole=True))
+    return [{"experiment": experiment, "dataset": dataset, "model": model, "setting": setting,
+             "seeds": ", ".join(sorted({s for s in group if s}, key=int))}
+            for (experiment, dataset, model, setting), group in seeds.items()]
 
 
 def unisrec_sections(unisrec: dict[str, Any]) -> list[Section]:
@@ -536,8 +556,7 @@ def _cell(v: Any, whole: bool = False, digits: int = 4) -> str:
 
 
 def _columns(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Every key of the records in the order they first appear: records of several kinds (the pending runs of
-    Table 2 and the pending tokenizations of the collision table) share one table, each leaving the other's empty."""
+    """Every key of the records in the order they first appear: records that lack a key leave its column empty."""
     return list(dict.fromkeys(c for r in records for c in r))
 
 

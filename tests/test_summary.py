@@ -227,9 +227,28 @@ def test_sections_show_scale_published_tiger_and_pending_runs():
     scale = titles["Scale: the larger EncodeRec against the smaller"].tables[0][0]
     assert (scale["setting"], scale["larger"], scale["relative change"]) == ("A (inductive)", "EncodeRec-110M", "+100.0%")
     assert titles["TIGER on Beauty and Toys beside the published TIGER"].tables[0][0]["ours Recall@10"] == 0.06
-    assert titles["Pending runs"].tables[0][0] == {"experiment": "unisrec", "dataset": "Beauty",
-                                                   "model": "EncodeRec-110M", "mode": "inductive", "seed": 0}
+    assert titles["Pending runs"].tables[0] == [{"experiment": "unisrec", "dataset": "Beauty", "model": "EncodeRec-110M",
+                                                 "setting": "inductive", "seeds": "0"}]
     assert summary.further_sections({"unisrec": {"pending": []}}) == []
+
+
+def test_pending_units_are_grouped_with_their_seeds_whatever_each_notebook_calls_the_model():
+    unit = lambda seed, **kw: {"dataset": "S", "seed": seed, **kw}  # noqa: E731
+    results = {"collisions": {"pending": [unit(0, backbone="B", tokenizer="rqvae"),
+                                          unit(1, backbone="B", tokenizer="rqvae"),
+                                          unit(0, backbone="B", tokenizer="rkmeans")]},
+               "tiger": {"pending": [unit(1, backbone="B", ids="dedup", **{"model seed": 1.0}),
+                                     unit(0, backbone="B", ids="dedup", **{"model seed": 0.0})]},
+               "retrieval": {"pending": [{"dataset": "S", "encoder": "E", "pending": "neither archived nor cached"}]},
+               "unisrec": {"ablation": {"pending": [unit(2.0, setting="no dropout", model="M", mode="inductive",
+                                                         **{"model seed": None})]}}}
+    assert summary.pending_table(results) == [
+        {"experiment": "retrieval", "dataset": "S", "model": "E", "setting": "", "seeds": ""},
+        {"experiment": "collisions", "dataset": "S", "model": "B", "setting": "rqvae", "seeds": "0, 1"},
+        {"experiment": "collisions", "dataset": "S", "model": "B", "setting": "rkmeans", "seeds": "0"},
+        {"experiment": "tiger", "dataset": "S", "model": "B", "setting": "dedup", "seeds": "0, 1"},
+        {"experiment": "unisrec ablation", "dataset": "S", "model": "M", "setting": "no dropout, inductive",
+         "seeds": "2"}]
 
 
 def test_the_id_variant_comparison_is_our_extension_with_a_sentence_per_variant():
