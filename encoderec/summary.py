@@ -32,8 +32,8 @@ ALPHA = 0.05
 METRIC = "NDCG@10"
 EXPERIMENTS = ("retrieval", "collisions", "unisrec", "tiger")
 # a pending unit's model under the name each notebook gives it, and its keys that are not its setting (pending_table)
-_MODEL_KEYS = ("model", "backbone", "encoder")
-_UNIT_KEYS = {"dataset", *_MODEL_KEYS, "seed", "model seed", "pending"}
+_MODEL_KEYS = ("model", "backbone")
+_UNIT_KEYS = {"dataset", *_MODEL_KEYS, "seed", "model seed"}
 
 
 @dataclass(frozen=True)
@@ -440,9 +440,8 @@ def further_sections(results: dict[str, dict[str, Any]]) -> list[Section]:
 
 def pending_table(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The notebooks' pending units grouped: one row per experiment, dataset, model (a run's model, a
-    tokenization's backbone, a ranking's encoder) and setting (whatever else tells the units apart: tokenizer, mode,
-    IDs, ablation setting), with its seeds. The model seed is left out (it follows from the seed), and so is the
-    reason a notebook may give (always that the unit was neither archived nor cached)."""
+    tokenization's backbone) and setting (whatever else tells the units apart: tokenizer, mode, IDs, ablation
+    setting), with its seeds. The model seed is left out: it follows from the seed."""
     units = [(name, row) for name in EXPERIMENTS for row in results.get(name, {}).get("pending") or []]
     ablation = results.get("unisrec", {}).get("ablation") or {}
     units += [("unisrec ablation", row) for row in ablation.get("pending") or []]

@@ -77,7 +77,7 @@ for name, task in tasks.items():
         found = runs.retrieval_ranks(task, enc["backbone"], enc["seed"], label, archive=run.archive,
                                      cached_only=archive_only)
         if found is None:
-            pending.append({"dataset": name, "encoder": label, "pending": "neither archived nor cached"})
+            pending.append({"dataset": name, "model": enc["name"], "seed": enc["seed"]})  # neither archived nor cached
         else:
             ranks[label] = found
     for label, r in ranks.items():

@@ -232,14 +232,14 @@ def test_sections_show_scale_published_tiger_and_pending_runs():
     assert summary.further_sections({"unisrec": {"pending": []}}) == []
 
 
-def test_pending_units_are_grouped_with_their_seeds_whatever_each_notebook_calls_the_model():
+def test_pending_units_are_grouped_with_their_seeds_whether_a_run_has_a_model_or_a_backbone():
     unit = lambda seed, **kw: {"dataset": "S", "seed": seed, **kw}  # noqa: E731
     results = {"collisions": {"pending": [unit(0, backbone="B", tokenizer="rqvae"),
                                           unit(1, backbone="B", tokenizer="rqvae"),
                                           unit(0, backbone="B", tokenizer="rkmeans")]},
                "tiger": {"pending": [unit(1, backbone="B", ids="dedup", **{"model seed": 1.0}),
                                      unit(0, backbone="B", ids="dedup", **{"model seed": 0.0})]},
-               "retrieval": {"pending": [{"dataset": "S", "encoder": "E", "pending": "neither archived nor cached"}]},
+               "retrieval": {"pending": [unit(None, model="E")]},
                "unisrec": {"ablation": {"pending": [unit(2.0, setting="no dropout", model="M", mode="inductive",
                                                          **{"model seed": None})]}}}
     assert summary.pending_table(results) == [
