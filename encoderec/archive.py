@@ -54,7 +54,8 @@ def path(folder: str | Path, kind: str, dataset: str, name: str, identity: dict[
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-")
+    # "+" kept: EncodeRec+-22M and EncodeRec-22M are two models, and a person reading the folder must tell them apart
+    return re.sub(r"[^A-Za-z0-9.+]+", "-", name).strip("-")
 
 
 def read(folder: str | Path, kind: str, dataset: str, name: str, identity: dict[str, Any]) -> Any | None:

@@ -246,6 +246,15 @@ def test_an_archived_run_is_read_on_a_machine_without_its_caches(rehearsal, monk
     assert runs.execute(run, backbone_of, cached_only=True, archive=archive)["result"] is None  # other code
 
 
+def test_archive_file_names_are_readable_and_tell_encoderec_plus_from_encoderec(tmp_path):
+    identity = {"kind": "encoderec", "recipe": {"name": "x"}}
+    plus = archive.path(tmp_path, "encoderec", "EncodeRec+-22M", "seed0", identity)
+    assert plus.parent.name == "EncodeRec+-22M" and plus.name.startswith("seed0-")
+    assert archive.path(tmp_path, "retrieval", "S", "EncodeRec+0.25-22M (seed 0)", identity).name.startswith(
+        "EncodeRec+0.25-22M-seed-0-")
+    assert plus.parent != archive.path(tmp_path, "encoderec", "EncodeRec-22M", "seed0", identity).parent
+
+
 def test_archive_lookups_are_logged_as_reads_so_a_run_archived_later_reruns_the_notebook(rehearsal, monkeypatch,
                                                                                           tmp_path):
     dirs, data_dir = rehearsal
