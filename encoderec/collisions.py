@@ -126,6 +126,8 @@ def elimination(table: pd.DataFrame, base_of: dict[str, str | None]) -> list[dic
             continue
         for dataset in dict.fromkeys(rq.dataset):
             ours = rq[(rq.dataset == dataset) & (rq.backbone == model)].set_index("seed").sort_index()
+            if ours.empty:  # not tokenized (pending): no row, rather than an "eliminated" that all() of nothing gives
+                continue
             theirs = rq[(rq.dataset == dataset) & (rq.backbone == base)].set_index("seed").sort_index()
             row = {"dataset": dataset, "model": model, "base": base,
                    "EncodeRec coll@3": ours["collision_rate@3"].mean(),

@@ -152,9 +152,11 @@ def test_elimination_compares_each_fine_tuned_model_with_its_base():
     rows = [{"dataset": d, "backbone": b, "tokenizer": t, "seed": s, "collision_rate@3": rate,
              "avoidable_collision_rate": rate / 2}
             for d, base_rate, ours_rate in (("A", 0.1, 0.0), ("B", 0.1, 0.2))
-            for b, rate in (("base", base_rate), ("tuned", ours_rate)) for t in ("rqvae", "rkmeans") for s in (0, 1)]
-    out = elimination(pd.DataFrame(rows), {"tuned": "base", "base": None, "other": "missing"})
+            for b, rate in (("base", base_rate), ("tuned", ours_rate), ("other", 0.1)) for t in ("rqvae", "rkmeans")
+            for s in (0, 1)]
+    out = elimination(pd.DataFrame(rows), {"tuned": "base", "base": None, "other": "missing", "pending": "base"})
     by = {(r["dataset"], r["model"]): r for r in out}
+    # "pending" has no tokenization: no row, never an "eliminated" from all() of no seeds
     assert set(by) == {("A", "tuned"), ("B", "tuned"), ("A", "other"), ("B", "other")}
     assert by["A", "tuned"]["eliminated (all seeds)"] and by["A", "tuned"]["fewer than base (seeds)"] == "2/2"
     assert not by["B", "tuned"]["eliminated (all seeds)"] and by["B", "tuned"]["fewer than base (seeds)"] == "0/2"
