@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from encoderec import paper
-from encoderec.tables import ID_ONLY, seed_summary
+from encoderec.tables import ID_ONLY, PLUS_OF, seed_summary
 
 ALPHA = 0.05
 METRIC = "NDCG@10"
@@ -268,8 +268,18 @@ def _with_seeds(evidence: str, results: dict[str, dict[str, Any]], name: str) ->
     return f"{evidence} {spread}." if spread else evidence
 
 
+def paper_recipe(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The results with the comparison rows (and the collision verdict's rows) of the paper's EncodeRec recipe only:
+    EncodeRec+ (`tables.PLUS_OF`, our extension) has its own verdict and must not count for or against the paper."""
+    keep = lambda rows: [r for r in rows if r["model"] not in PLUS_OF]  # noqa: E731
+    return {name: {**result, **{k: keep(result[k]) for k in ("comparison", "verdict") if result.get(k)}}
+            for name, result in results.items()}
+
+
 def claims(results: dict[str, dict[str, Any]]) -> list[Claim]:
-    """The paper's claims, each with its verdict and the evidence of this profile."""
+    """The paper's claims (of the paper's recipe, `paper_recipe`), each with its verdict and the evidence of this
+    profile; then our extensions'."""
+    results = paper_recipe(results)
     out = []
     verdict, evidence = improvement_verdict(results.get("retrieval", {}).get("comparison", []), LAYOUTS["retrieval"])
     evidence = _with_seeds(evidence, results, "retrieval")

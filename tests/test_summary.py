@@ -311,3 +311,22 @@ def test_ablation_finding_names_each_settings_gap_and_the_setting_that_moves_it(
     gaps = [{"dataset": "S", "variant": "none", "model": "a", "base": "tfidf-svd", "p (wilcoxon, NDCG@10)": 0.03}]
     assert summary.untrained_signal(shape, gaps)[0].endswith(
         "none: tfidf-svd 0.0633, a 0.0671 (p = 0.03); whiten: tfidf-svd 0.0644, a 0.0672.")
+
+
+def test_the_paper_claims_leave_encoderec_plus_out_and_it_gets_its_own_verdict():
+    def row(model, base_value, value, p):
+        return {"dataset": "S", "corpus": "all", "model": model, "base": "MiniLM", "base NDCG@10": base_value,
+                "model NDCG@10": value, "p (wilcoxon, NDCG@10)": p}
+    results = {"retrieval": {"rows": [], "comparison": [row("EncodeRec-22M", 0.5, 0.6, 0.001),
+                                                        row("EncodeRec+-22M", 0.5, 0.4, 0.001)],
+                             "plus": [{**row("EncodeRec+-22M", 0.6, 0.4, 0.001), "base": "EncodeRec-22M"}]},
+               "collisions": {"verdict": [{"dataset": "S", "model": "EncodeRec+-22M", "base": "MiniLM",
+                                           "EncodeRec coll@3": 0.0, "eliminated (all seeds)": True,
+                                           "base coll@3": 0.1}]}}
+    found = {c.claim: c for c in summary.claims(results)}
+    retrieval = found["EncodeRec's fine-tuning improves title-to-description retrieval over its base encoder"]
+    assert retrieval.verdict == "reproduced" and "EncodeRec+" not in retrieval.evidence
+    assert found["EncodeRec eliminates Semantic ID collisions entirely"].verdict == "not testable here"
+    plus = next(c for c in found.values() if c.claim.startswith("Our extension, not a claim of the paper (its own"))
+    assert plus.verdict == "not reproduced" and "EncodeRec+-22M" in plus.evidence
+
