@@ -111,7 +111,8 @@ def _text_split(groups: np.ndarray, sizes: np.ndarray, texts: Sequence[str]) -> 
 
 def elimination(table: pd.DataFrame, base_of: dict[str, str | None]) -> list[dict[str, Any]]:
     """Does a fine-tuned model eliminate collisions? One row per catalogue and model of `base_of` (model -> the
-    encoder it was fine-tuned from; None for the others, which get no row), from the RQ-VAE rows of `table` (one per
+    encoder it was fine-tuned from; None for the others, which get no row, as does a model not tokenized on that
+    catalogue), from the RQ-VAE rows of `table` (one per
     dataset, backbone, tokenizer and seed, with collision_rate@3 and avoidable_collision_rate):
 
     - eliminated (all seeds): every item has its own 3-code ID, collision rate @ 3 = 0, for every seed;

@@ -455,7 +455,7 @@ def pending_table(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     units = [(name, row) for name in EXPERIMENTS for row in results.get(name, {}).get("pending") or []]
     ablation = results.get("unisrec", {}).get("ablation") or {}
     units += [("unisrec ablation", row) for row in ablation.get("pending") or []]
-    seeds: dict[tuple[str, str, str, str], list[str]] = {}
+    seeds: dict[tuple[str, str | None, str | None, str], list[str]] = {}
     for experiment, row in units:
         setting = ", ".join(str(v) for k, v in row.items() if k not in _UNIT_KEYS and v is not None)
         model = next((row[k] for k in _MODEL_KEYS if k in row), None)
