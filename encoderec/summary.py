@@ -33,7 +33,8 @@ METRIC = "NDCG@10"
 EXPERIMENTS = ("retrieval", "collisions", "unisrec", "tiger")
 # a pending unit's model under the name each notebook gives it, and its keys that are not its setting (pending_table)
 _MODEL_KEYS = ("model", "backbone")
-_UNIT_KEYS = {"dataset", *_MODEL_KEYS, "seed", "model seed"}
+# what names a pending unit besides its setting; "distinct IDs" describes a TIGER run's inputs (`runs.py` labels)
+_UNIT_KEYS = {"dataset", *_MODEL_KEYS, "seed", "model seed", "distinct IDs"}
 
 
 @dataclass(frozen=True)

@@ -238,7 +238,7 @@ def test_pending_units_are_grouped_with_their_seeds_whether_a_run_has_a_model_or
                                           unit(1, backbone="B", tokenizer="rqvae"),
                                           unit(0, backbone="B", tokenizer="rkmeans")]},
                "tiger": {"pending": [unit(1, backbone="B", ids="dedup", **{"model seed": 1.0}),
-                                     unit(0, backbone="B", ids="dedup", **{"model seed": 0.0})]},
+                                     unit(0, backbone="B", ids="dedup", **{"model seed": 0.0, "distinct IDs": 12101.0})]},
                "retrieval": {"pending": [unit(None, model="E")]},
                "unisrec": {"ablation": {"pending": [unit(2.0, setting="no dropout", model="M", mode="inductive",
                                                          **{"model seed": None})]}}}
