@@ -31,10 +31,10 @@ from encoderec.tables import ID_ONLY, PLUS_OF, seed_summary
 ALPHA = 0.05
 METRIC = "NDCG@10"
 EXPERIMENTS = ("retrieval", "collisions", "unisrec", "tiger")
-# a pending unit's model under the name each notebook gives it, and its keys that are not its setting (pending_table)
+# a pending unit's model under the name each notebook gives it, and the keys of its setting (pending_table): named,
+# not "the rest", so that a run's labels ("model seed", TIGER's "distinct IDs", `runs.inputs`) never read as one
 _MODEL_KEYS = ("model", "backbone")
-# what names a pending unit besides its setting; "distinct IDs" describes a TIGER run's inputs (`runs.py` labels)
-_UNIT_KEYS = {"dataset", *_MODEL_KEYS, "seed", "model seed", "distinct IDs"}
+_SETTING_KEYS = ("setting", "tokenizer", "mode", "ids")
 
 
 @dataclass(frozen=True)
@@ -466,7 +466,7 @@ def pending_table(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     units += [("unisrec ablation", row) for row in ablation.get("pending") or []]
     seeds: dict[tuple[str, str | None, str | None, str], list[str]] = {}
     for experiment, row in units:
-        setting = ", ".join(str(v) for k, v in row.items() if k not in _UNIT_KEYS and v is not None)
+        setting = ", ".join(str(v) for k, v in row.items() if k in _SETTING_KEYS and v is not None)
         model = next((row[k] for k in _MODEL_KEYS if k in row), None)
         seeds.setdefault((experiment, row.get("dataset"), model, setting), []).append(_cell(row.get("seed"), whole=True))
     return [{"experiment": experiment, "dataset": dataset, "model": model, "setting": setting,
