@@ -72,24 +72,36 @@ def collision_rates(rows: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def relative_changes(frame: pd.DataFrame) -> go.Figure:
-    """EncodeRec against its base encoder: relative change of NDCG@10 per experiment and setting, the paper's beside
-    ours; hollow markers for our settings without a significant difference (p >= 0.05)."""
-    def kind(source: str, p: float | None) -> str:
-        if source == "paper":
-            return "paper"
-        return "ours, p < 0.05" if p is not None and p == p and p < 0.05 else "ours, not significant"
+GRADE_COLORS = {"supports": "#1a9850", "significantly worse": "#d73027", "no gain of the paper's size": "#4575b4",
+                "inconclusive": "#f59e0b", "the paper's": "#222222"}
 
-    frame = frame.assign(row=frame.experiment + " · " + frame.setting,
-                         result=[kind(s, p) for s, p in zip(frame.source, frame.p)])
-    fig = px.scatter(frame, x="relative change", y="row", color="result", symbol="result",
-                     symbol_map={"paper": "diamond", "ours, p < 0.05": "circle", "ours, not significant": "circle-open"},
-                     category_orders={"row": list(dict.fromkeys(frame.row))}, hover_data=["model", "base", "p"],
-                     title="EncodeRec vs its base encoder: relative change of NDCG@10")
+
+def forest(frame: pd.DataFrame) -> go.Figure:
+    """The verdicts' forest plot (`summary.forest_rows`): one labelled row per (claim, setting, model, against), the
+    relative change of NDCG@10 as a point coloured by its grade with its 95 % interval over seeds and users as a bar,
+    the change the paper reports for that setting as a diamond, and zero (the verdicts' threshold) as a line; then
+    the paper's own changes."""
+    fig = go.Figure()
+    order = list(dict.fromkeys(frame.row))
+    for grade, rows in frame.groupby("grade", sort=False):
+        known = rows.low.notna()
+        fig.add_trace(go.Scatter(
+            x=rows.change, y=rows.row, mode="markers", name=grade,
+            marker={"size": 9, "symbol": "diamond-open" if grade == "the paper's" else "circle",
+                    "color": GRADE_COLORS.get(grade, "#777777")},
+            error_x={"type": "data", "symmetric": False,
+                     "array": (rows.high - rows.change).where(known, 0).tolist(),
+                     "arrayminus": (rows.change - rows.low).where(known, 0).tolist()}))
+    reference = frame[frame["paper's change"].notna()]
+    if len(reference):
+        fig.add_trace(go.Scatter(x=reference["paper's change"], y=reference.row, mode="markers",
+                                 name="the paper's change for the setting",
+                                 marker={"size": 8, "symbol": "diamond", "color": "#7b3294"}))
     fig.add_vline(x=0, line_dash="dot", line_color="grey")
-    fig.update_traces(marker={"size": 11})
-    fig.update_layout(xaxis_tickformat="+.0%", yaxis={"title": None}, legend_title=None,
-                      height=max(300, 28 * len(frame) + 120))
+    fig.update_layout(title="EncodeRec's relative change of NDCG@10, with 95 % intervals over seeds and users",
+                      xaxis_tickformat="+.0%", yaxis={"title": None, "categoryarray": order[::-1],
+                                                      "categoryorder": "array"},
+                      legend_title=None, height=max(360, 22 * len(order) + 160), width=1500)
     return fig
 
 
@@ -106,7 +118,8 @@ def write_png(fig: go.Figure, path: str | os.PathLike, width: int = 1000, dpi: i
 
     Bars are vertical and grouped side by side with their `error_y` arrays; scatter traces draw their markers
     (plotly symbols, "-open" ones hollow) and lines. Any other trace type raises an EncoderecError naming it, so a
-    figure is never exported with a trace silently missing. The height is the figure's layout height or 480 px.
+    figure is never exported with a trace silently missing. The size is the figure's layout width and height, else
+    `width` and 480 px.
     """
     from matplotlib.figure import Figure  # not pyplot: no global backend or figure state
 
@@ -114,6 +127,7 @@ def write_png(fig: go.Figure, path: str | os.PathLike, width: int = 1000, dpi: i
     if unsupported:
         raise EncoderecError(f"{os.fspath(path)}: write_png draws bar and scatter traces, not {', '.join(unsupported)}; "
                              "save this figure as HTML only (static=False)")
+    width = fig.layout.width or width
     out = Figure(figsize=(width / dpi, (fig.layout.height or 480) / dpi), dpi=dpi, layout="constrained")
     ax = out.add_subplot()
     positions = {axis: _category_positions(fig, axis) for axis in ("x", "y")}
@@ -176,6 +190,11 @@ def _draw_scatter(ax, trace: go.Scatter, x: np.ndarray, y: np.ndarray, color: st
     mode = trace.mode or "markers"
     if "lines" in mode:
         ax.plot(x, y, color=color, linestyle=_DASHES.get(trace.line.dash, "-"), label=trace.name)
+    errors = trace.error_x if trace.error_x and trace.error_x.array is not None else None
+    if errors is not None and len(x):
+        minus = errors.arrayminus if errors.arrayminus is not None else errors.array
+        ax.errorbar(x, y, xerr=[np.asarray(minus, dtype=float), np.asarray(errors.array, dtype=float)],
+                    fmt="none", ecolor=color, elinewidth=1.5, capsize=2)
     if "markers" in mode:
         symbol = str(trace.marker.symbol or "circle")
         hollow = symbol.endswith("-open")

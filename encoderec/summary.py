@@ -1,17 +1,20 @@
-"""The report's summary: our tables beside the paper's, significance markers, one verdict per claim, RESULTS.md.
+"""The report's summary: the paper's claims in their own form, one verdict each, our tables beside the paper's,
+RESULTS.md.
 
 It reads what the experiment notebooks wrote to results/<profile>/ (retrieval, collisions, unisrec, tiger) and
-decides nothing the JSON does not support. A verdict on an improvement claim compares EncodeRec with its own base
-encoder on NDCG@10 with the paired Wilcoxon signed-rank test over queries or users that the notebooks ran (each
-query's value averaged over seeds), at p < 0.05:
+decides nothing the JSON does not support. Each claim is a family of settings (`families`): comparison rows that
+02-05 recorded with `tables.compare` (the relative change of NDCG@10 with its interval over seeds and users and the
+per-user randomization test, `encoderec.stats`). Inside a family the p-values are Holm-adjusted; each setting is
+graded (`grade_setting`: supports, significantly worse, no gain of the paper's size, inconclusive) against the
+change the paper reports for it, and the claim's verdict follows from the grades (`verdict_of`: reproduced, partly,
+not reproduced, inconclusive; `LEGEND` says it in full, and RESULTS.md prints it).
 
-- reproduced: significantly better in every setting (dataset, mode or ID variant) run;
-- partly: significantly better in some settings but not all;
-- not reproduced: significantly better in none (the evidence says when the change at least has the paper's sign);
-- not testable here: no run of this profile can test it, and the evidence says why.
+Table 2 and Table 3 are tested in the paper's form (EncodeRec against every other backbone run, "outperforming the
+other baselines", "over the strongest baselines") and in the weaker form against its base encoder, separately. The
+retrieval test is of the training objective: the paper's Table 1 has no EncodeRec row.
 
-In the tables, a cell is "mean ± std" over seeds; * marks a model significantly better than its base encoder in
-that setting, † one significantly worse.
+In the tables, a cell is "mean ± std" over seeds; * marks a model that supports the claim against its base encoder
+in that setting, † one significantly worse.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from typing import Any
 
 import pandas as pd
 
-from encoderec import paper
+from encoderec import paper, stats
+from encoderec.errors import EncoderecError
 from encoderec.tables import ID_ONLY, PLUS_OF, seed_summary
 
-ALPHA = 0.05
+ALPHA = stats.ALPHA
 METRIC = "NDCG@10"
 EXPERIMENTS = ("retrieval", "collisions", "unisrec", "tiger")
 # a pending unit's model under the name each notebook gives it, and the keys of its setting (pending_table): named,
@@ -63,14 +67,6 @@ LAYOUTS = {
 }
 
 
-@dataclass(frozen=True)
-class Claim:
-    claim: str  # the paper's words, shortened
-    where: str  # where the paper makes it
-    verdict: str
-    evidence: str
-
-
 def load_results(read: Callable[..., dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
     """The experiment results of one profile that exist, by name; `read(name, missing_ok=True)` gives one (in a
     notebook: `NotebookRun.read_results`, which tells the runner what the summary depends on)."""
@@ -89,13 +85,6 @@ def p_value(row: dict[str, Any]) -> float | None:
     return next((v for k, v in row.items() if k.startswith("p (")), None)
 
 
-def _significance(row: dict[str, Any], metric: str = METRIC) -> str:
-    p = p_value(row)
-    if p is None or p >= ALPHA:
-        return ""
-    return "*" if row[f"model {metric}"] > row[f"base {metric}"] else "†"
-
-
 def _relative(new: float, old: float) -> float | None:
     return new / old - 1 if old else None
 
@@ -109,15 +98,434 @@ def _setting(row: dict[str, Any], layout: Experiment) -> str:
     return f"{dataset} ({variant[0]})" if variant else str(dataset)
 
 
+# --------------------------------------------------------------------------- verdicts
+
+# a setting's grade (`grade_setting`)
+SUPPORTS, WORSE, NO_EFFECT, INCONCLUSIVE = ("supports", "significantly worse", "no gain of the paper's size",
+                                            "inconclusive")
+# a claim's verdict from its settings' grades (`verdict_of`); our own hypotheses are "supported", not "reproduced"
+VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not testable here")
+EXTENSION_GRADES = {"reproduced": "supported", "partly": "partly supported", "not reproduced": "not supported"}
+PAPER_RECIPE = ("EncodeRec-22M", "EncodeRec-110M")  # the paper's EncodeRec models here (EncodeRec+ is ours)
+LEGEND = (
+    "How a verdict is decided. Every setting (dataset and mode or ID variant, one EncodeRec model against one "
+    "other model) gives the relative change of NDCG@10 with a 95 % interval over both training runs (seeds, paired: "
+    "seed s on both sides) and users or queries (`encoderec.stats`: two-way variance components, Satterthwaite's "
+    "degrees of freedom), and a per-user paired randomization test on the seed-averaged values, Holm-adjusted "
+    "inside the claim's family of settings. A setting **supports** the claim when its interval excludes zero on the "
+    "gain side and its Holm-adjusted p < 0.05; it is **significantly worse** when both hold on the loss side. "
+    "Otherwise it is **inconclusive** when the smallest change the design detects with 80 % power (given its seeds, "
+    "users and the spread measured) is larger than the change the paper reports, or when it has one seed (run "
+    "variance unmeasured), and shows **no gain of the paper's size** when it could have detected that change. "
+    "Against every other backbone (the paper's strong form), a setting supports only when it beats each of them: "
+    "the largest of their p-values is the one adjusted, and the interval's lower end is the lowest over them "
+    "(an intersection-union test). A claim is **reproduced** when every setting supports it, **partly** when some "
+    "do, **not reproduced** when none does and at least one setting is conclusive (no gain of the paper's size, "
+    "or worse), **inconclusive** when none does and none is conclusive; our own extensions read supported, partly "
+    "supported, not supported or inconclusive. Collisions are counted, not tested: reproduced when no catalogue "
+    "has any left.")
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim: str  # the paper's words, shortened, and the form tested
+    where: str  # where the paper makes it
+    verdict: str
+    evidence: str  # every setting in brief
+    basis: str = ""  # what the verdict rests on, in a sentence or two (RESULTS.md's and README's claim table)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One claim's family of settings: comparison rows (experiment name, row) with the change the paper reports
+    for each (`reference(name, row)`, None where it reports none), told in `reference_words`."""
+
+    name: str
+    rows: list[tuple[str, dict[str, Any]]]
+    reference: Callable[[str, dict[str, Any]], float | None]
+    reference_words: str
+
+
+def change_of(row: dict[str, Any]) -> stats.Change | None:
+    """The `stats.Change` a comparison row (`tables.compare`) records; None for a row written without one."""
+    if row.get("interval low") is None and row.get("seeds", 1) > 1:
+        return None
+    if "relative change" not in row:
+        return None
+    return stats.Change(row["relative change"], row.get("interval low"), row.get("interval high"), row.get("se"),
+                        row.get("df"), row["seeds"], row["users"], row.get("sigma2 user"), row.get("sigma2 seed"),
+                        row.get("sigma2 resid"))
+
+
+def grade_setting(row: dict[str, Any], p_holm: float | None, effect: float | None) -> tuple[str, float | None]:
+    """(grade, the smallest relative change the design detects) of one comparison row (see LEGEND)."""
+    change = change_of(row)
+    if change is None or not change.seed_variance_known:
+        return INCONCLUSIVE, None
+    detectable = stats.detectable_change(change.se, change.df)
+    significant = p_holm is not None and p_holm < ALPHA
+    if significant and change.low > 0:
+        return SUPPORTS, detectable
+    if significant and change.high < 0:
+        return WORSE, detectable
+    if effect is None or detectable > effect:
+        return INCONCLUSIVE, detectable
+    return NO_EFFECT, detectable
+
+
+def verdict_of(grades: Sequence[str]) -> str:
+    """A claim's verdict from its settings' grades (see LEGEND)."""
+    if not grades:
+        return "not testable here"
+    supports = sum(g == SUPPORTS for g in grades)
+    if supports == len(grades):
+        return "reproduced"
+    if supports:
+        return "partly"
+    return "not reproduced" if any(g in (WORSE, NO_EFFECT) for g in grades) else "inconclusive"
+
+
+def graded(family: Family, results: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One record per setting of `family`: the comparison, its interval, the Holm-adjusted p, the detectable change
+    beside the paper's, the grade, and the seeds that would settle an inconclusive one."""
+    adjusted = stats.holm([p_value(row) for _, row in family.rows])
+    out = []
+    for (name, row), p_holm in zip(family.rows, adjusted):
+        effect = family.reference(name, row)
+        grade, detectable = grade_setting(row, p_holm, effect)
+        change = change_of(row)
+        needed = stats.seeds_needed(change, effect) if grade == INCONCLUSIVE and change and effect else None
+        note = ("one seed: run variance unmeasured" if row.get("seeds") == 1
+                else "no interval recorded" if change is None else
+                f"{needed} seeds would settle it" if needed else
+                f"not settled by {stats.MAX_SEEDS} seeds" if grade == INCONCLUSIVE and effect else "")
+        out.append({
+            "claim": family.name, "experiment": name, "setting": _setting(row, LAYOUTS[name]),
+            "model": row["model"], "against": row.get("against", row["base"]), "seeds": row.get("seeds"),
+            "users": row.get("users"), "against NDCG@10": row.get(f"base {METRIC}"),
+            "model NDCG@10": row.get(f"model {METRIC}"),
+            "change": _percent(row.get("relative change", _relative(row[f"model {METRIC}"], row[f"base {METRIC}"]))),
+            "95 % interval": _interval(change), "p (Holm)": format_p(p_holm).removeprefix("p = ")
+            .removeprefix("p "), "detectable": _percent(detectable) if detectable is not None else "n/a",
+            "paper's change": _percent(effect), "grade": grade, "note": note,
+            "precision": _precision(results or {}, name, row)})
+    return out
+
+
+def _interval(change: stats.Change | None) -> str:
+    if change is None or change.low is None or change.low != change.low:
+        return "n/a"
+    return f"[{change.low:+.1%}, {change.high:+.1%}]" + ("" if change.seed_variance_known else " (users only)")
+
+
+def _precision(results: dict[str, dict[str, Any]], name: str, row: dict[str, Any]) -> str:
+    """The precisions the two sides' runs were trained in ("bf16", or "bf16 + fp32" where they mix: like against
+    like only when one); empty where the runs do not record it (Table 1's frozen rankings)."""
+    layout = LAYOUTS[name]
+    found = {r.get("precision") for r in results.get(name, {}).get("rows", [])
+             if all(r.get(k) == row.get(k) for k in layout.settings) and r.get(layout.model) in
+             (row["model"], row["base"]) and r.get("precision")}
+    return " + ".join(sorted(found))
+
+
+def strong_form(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of each EncodeRec model against every other backbone of its setting (`tables.compare` rows against
+    each baseline) joined into one per (setting, model): against the strongest baseline (the highest mean), with
+    the largest p-value and the lowest interval end over all of them (an intersection-union test, LEGEND)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row.get("variant"), *(row.get(k) for k in ("mode", "ids", "corpus")),
+                           row["model"]), []).append(row)
+    out = []
+    for group in groups.values():
+        strongest = max(group, key=lambda r: r[f"base {METRIC}"])
+        ps = [p_value(r) for r in group]
+        lows = [r.get("interval low") for r in group]
+        out.append({**strongest, "against": f"every other backbone ({len(group)}; strongest {strongest['base']})",
+                    p_key(strongest): None if None in ps else max(ps),
+                    "interval low": None if None in lows else min(lows)})
+    return out
+
+
+def p_key(row: dict[str, Any]) -> str:
+    return next((k for k in row if k.startswith("p (")), "p")
+
+
+def _median(values: Iterable[float]) -> float | None:
+    values = sorted(values)
+    return float(pd.Series(values).median()) if values else None
+
+
+def _published(table: str, model: str = "EncodeRec-22M", base: str = "all-MiniLM-L6-v2") -> dict[str, float]:
+    return paper.relative_change(table, model=model, base=base)
+
+
+def _by_dataset_or_median(table: str, **models: str) -> Callable[[str, dict[str, Any]], float | None]:
+    """The paper's change on the row's dataset where the paper ran the same split (Table 3: Beauty and Toys), else
+    the median of its datasets' changes."""
+    published = _published(table, **models)
+    same_split = table == "3"
+    return lambda _, row: published[row["dataset"]] if same_split and row["dataset"] in published \
+        else _median(published.values())
+
+
+def paper_ids(row: dict[str, Any]) -> bool:
+    """Whether a TIGER row uses the paper's semantic IDs (TIGER's dedup 4th code; any row of another table does):
+    the collision-free and shared IDs are our extension and count for no claim of the paper."""
+    return row.get("ids", "dedup") == "dedup"
+
+
+def families(results: dict[str, dict[str, Any]]) -> dict[str, Family]:
+    """Every claim's family of settings, by key, from the comparison rows the notebooks recorded."""
+    def rows(name: str, key: str, models: Sequence[str] = PAPER_RECIPE) -> list[tuple[str, dict[str, Any]]]:
+        return [(name, r) for r in results.get(name, {}).get(key) or [] if r["model"] in models and paper_ids(r)]
+
+    smallest = min([c for t in ("2", "3") for c in _published(t).values() if c > 0], default=None)
+    larger = {t: _published(t, *paper.LARGER) for t in ("2", "3")}
+    scale_reference = {"unisrec": _median(larger["2"].values()), "tiger": None,
+                       "retrieval": _median([*larger["2"].values(), *larger["3"].values()])}
+    table3_scale = _by_dataset_or_median("3", model=paper.LARGER[0], base=paper.LARGER[1])
+    base_reference = {"retrieval": lambda *_: smallest, "unisrec": _by_dataset_or_median("2"),
+                      "tiger": _by_dataset_or_median("3")}
+    plus_rows = [(n, r) for n in ("retrieval", "unisrec", "tiger") for r in results.get(n, {}).get("plus") or []]
+    return {
+        "objective": Family("Table 1 (training objective)", rows("retrieval", "comparison"),
+                            base_reference["retrieval"],
+                            "the smallest gain over its base the paper reports for EncodeRec-22M (Tables 2-3), "
+                            f"{_percent(smallest)}: Table 1 itself has no EncodeRec row"),
+        "unisrec strong": Family("Table 2 (paper's form)",
+                                 [("unisrec", r) for r in strong_form([r for _, r in rows("unisrec", "baselines")])],
+                                 lambda *_: paper.CLAIMED_GAIN["2"][0],
+                                 f"the lower end of the paper's claimed {_percent(paper.CLAIMED_GAIN['2'][0])} to "
+                                 f"{_percent(paper.CLAIMED_GAIN['2'][1])}"),
+        "unisrec base": Family("Table 2 (against the base encoder)", rows("unisrec", "comparison"),
+                               base_reference["unisrec"], "the median of the paper's Table 2 changes over "
+                               "all-MiniLM-L6-v2 (Amazon 2023 datasets, none of ours)"),
+        "tiger strong": Family("Table 3 (paper's form)",
+                               [("tiger", r) for r in strong_form([r for _, r in rows("tiger", "baselines")])],
+                               lambda *_: paper.CLAIMED_GAIN["3"][0],
+                               f"the lower end of the paper's claimed {_percent(paper.CLAIMED_GAIN['3'][0])} to "
+                               f"{_percent(paper.CLAIMED_GAIN['3'][1])}"),
+        "tiger base": Family("Table 3 (against the base encoder)", rows("tiger", "comparison"),
+                             base_reference["tiger"], "the paper's Table 3 change over all-MiniLM-L6-v2 on the same "
+                             "split (Beauty, Toys), elsewhere the median of its three datasets"),
+        "scale": Family("Scale", [(n, r) for n in ("retrieval", "unisrec", "tiger")
+                                  for r in results.get(n, {}).get("scaling") or [] if paper_ids(r)],
+                        lambda n, r: table3_scale(n, r) if n == "tiger" else scale_reference[n],
+                        "the paper's EncodeRec-300M over EncodeRec-22M: in Table 2 the median over its datasets, in "
+                        "Table 3 its change on the same split or the median, in Table 1 (no such row) the median "
+                        "over both tables"),
+        "plus": Family("EncodeRec+ (ours)", plus_rows, lambda n, r: base_reference[n](n, r),
+                       "what EncodeRec-22M gains over its base in the paper, as for the base-encoder form"),
+    }
+
+
+def family_verdict(family: Family, results: dict[str, dict[str, Any]], untested: str,
+                   extension: bool = False, size: str = "") -> tuple[str, str, str]:
+    """(verdict, evidence, basis) of one family: the basis counts each grade (and says what TIGER it rests on:
+    `size`); the evidence adds the reference change and each setting in brief."""
+    settings = graded(family, results)
+    if not settings:
+        return "not testable here", untested, untested
+    verdict = verdict_of([s["grade"] for s in settings])
+    counts = ", ".join(f"{sum(s['grade'] == g for s in settings)} {g}" for g in (SUPPORTS, WORSE, NO_EFFECT,
+                                                                                  INCONCLUSIVE)
+                       if any(s["grade"] == g for s in settings))
+    details = "; ".join(f"{s['setting']} {s['model']} vs {s['against']}: {s['change']} {s['95 % interval']}, "
+                        f"{s['seeds']} seed{'s' if s['seeds'] != 1 else ''}, {s['grade']}"
+                        + (f" ({s['note']})" if s["note"] else "") for s in settings)
+    basis = (f"{len(settings)} setting{'s' if len(settings) > 1 else ''}: {counts}" + _why_inconclusive(settings)
+             + ".")
+    basis = f"{basis} {size}".strip()
+    evidence = f"{basis} The paper's change used for power: {family.reference_words}. {details}."
+    return (EXTENSION_GRADES.get(verdict, verdict) if extension else verdict), evidence, basis
+
+
+def _why_inconclusive(settings: Sequence[dict[str, Any]]) -> str:
+    """" (...)" on what the inconclusive settings lack: run variance (one seed), a known number of seeds, or more."""
+    notes = [s["note"] for s in settings if s["grade"] == INCONCLUSIVE and s["note"]]
+    seeds = sorted(int(n.split()[0]) for n in notes if n.endswith("seeds would settle it"))
+    parts = [f"{notes.count(note)} {what}" for note, what in (
+        ("one seed: run variance unmeasured", "with one seed, run variance unmeasured"),
+        ("no interval recorded", "without a recorded interval"),
+        (f"not settled by {stats.MAX_SEEDS} seeds", f"not settled by {stats.MAX_SEEDS} seeds")) if note in notes]
+    if seeds:
+        parts.append(f"{len(seeds)} settled by {', '.join(map(str, seeds))} seeds")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def tiger_size(tiger: dict[str, Any] | None) -> str:
+    """A sentence on the TIGER the verdict rests on: its departures from TIGER's own size and training budget
+    (05_tiger's departures table) on the datasets it ran, or TIGER's own size where it has none."""
+    sizes = ("layers", "d_model", "heads", "d_kv", "d_ff", "epochs")
+    run = {r["dataset"] for r in (tiger or {}).get("rows") or []}
+    rows = [r for r in (tiger or {}).get("departures") or [] if r["setting"] in sizes
+            and (not run or r.get("dataset", next(iter(run))) in run)]
+    if not tiger:
+        return ""
+    if not rows:
+        return "It rests on TIGER's own size."
+    told = dict.fromkeys(f"{r['setting']} {_cell(r['this run'], True)} ({_cell(r['reference'], True)})"
+                         for r in rows)
+    datasets = ", ".join(dict.fromkeys(r["dataset"] for r in rows if r.get("dataset")))
+    return (f"It rests on a cut-down TIGER{' on ' + datasets if datasets else ''}, not TIGER's own: "
+            f"{', '.join(told)} (ours, TIGER's in brackets; layers per stack).")
+
+
+def collision_verdict(result: dict[str, Any] | None) -> tuple[str, str]:
+    """(verdict, evidence) for "EncodeRec eliminates semantic-ID collisions" from the rows of
+    `collisions.elimination` (results/<profile>/collisions.json, key "verdict"): counted, not tested."""
+    if not result or not result.get("verdict"):
+        return "not testable here", "03_semantic_ids did not run an EncodeRec model in this profile"
+    rows = result["verdict"]
+    eliminated = [r for r in rows if r["eliminated (all seeds)"]]
+    fewer = [r for r in rows if r.get("base coll@3") is not None and r["EncodeRec coll@3"] < r["base coll@3"]]
+    verdict = "reproduced" if len(eliminated) == len(rows) else "partly" if eliminated else "not reproduced"
+    details = "; ".join(f"{r['dataset']}: {r['model']} {r['EncodeRec coll@3']:.1%} vs {r['base']} "
+                        + ("not run" if r.get("base coll@3") is None else f"{r['base coll@3']:.1%}") for r in rows)
+    return verdict, (f"RQ-VAE 3 x 256 codes, collision rate at 3 levels (items without an ID of their own): "
+                     f"eliminated on {len(eliminated)} of {len(rows)} (catalogue, EncodeRec model) pairs, fewer than "
+                     f"its base encoder on {len(fewer)}. {details}.")
+
+
+def _documents(results: dict[str, dict[str, Any]]) -> str:
+    kinds = {r["dataset"]: r["document"] for r in results.get("retrieval", {}).get("comparison") or []
+             if r.get("document")}
+    return "; ".join(f"{d}: {k}" for d, k in kinds.items())
+
+
+def claims(results: dict[str, dict[str, Any]]) -> list[Claim]:
+    """The paper's claims (of the paper's recipe, `PAPER_RECIPE`), each in the paper's form and, where it helps, a
+    weaker one, with its verdict, evidence and basis; then our extensions'."""
+    found = families(results)
+    size = tiger_size(results.get("tiger"))
+    documents = _documents(results)
+    scale_size = size if any(n == "tiger" for n, _ in found["scale"].rows) else ""
+    collisions = collision_verdict(paper_recipe(results).get("collisions"))
+    out = [
+        Claim("Not a claim of Table 1 (it has no EncodeRec row): EncodeRec's fine-tuning improves retrieval of an "
+              "item's document from its title over its base encoder, a test of the training objective"
+              + (f" (document per dataset: {documents})" if documents else ""), "Sections 1 and 3",
+              *family_verdict(found["objective"], results, "no EncodeRec model beside its base encoder in 02")),
+        Claim("Table 2, the paper's form: 'EncodeRec achieves the highest performance across all datasets, "
+              "outperforming the other baselines by 5-26%' (UniSRec, NDCG@10, against every other backbone run)",
+              "Section 4.2, Table 2", *family_verdict(found["unisrec strong"], results,
+                                                       "no other backbone beside EncodeRec in 04")),
+        Claim("Table 2, weaker form: EncodeRec's embeddings improve UniSRec over its base encoder",
+              "Section 4.2, Table 2", *family_verdict(found["unisrec base"], results,
+                                                       "no EncodeRec model beside its base encoder in 04")),
+        Claim("Table 3, the paper's form: 'consistent improvements of 4-9% over the strongest baselines' (TIGER, "
+              "NDCG@10, against every other backbone run)", "Section 4.2, Table 3",
+              *family_verdict(found["tiger strong"], results, "no other backbone beside EncodeRec in 05", size=size)),
+        Claim("Table 3, weaker form: EncodeRec as the semantic-ID input improves TIGER over its base encoder",
+              "Section 4.2, Table 3",
+              *family_verdict(found["tiger base"], results, "no EncodeRec model beside its base encoder in 05",
+                              size=size)),
+        Claim("EncodeRec eliminates Semantic ID collisions entirely", "Section 4.2", *collisions,
+              collisions[1].split(". ")[0] + "."),
+        Claim("A larger EncodeRec backbone consistently improves performance (22M → 300M; here EncodeRec-110M, "
+              "fine-tuned all-mpnet-base-v2)", "Section 4.2",
+              *family_verdict(found["scale"], results, "no larger EncodeRec (EncodeRec-110M, fine-tuned "
+                              "all-mpnet-base-v2: our stand-in for the paper's 300M model) beside EncodeRec-22M in "
+                              "this profile", size=scale_size)),
+        Claim("EncodeRec-22M is competitive with BLaIR with 6-16x fewer parameters", "Section 4.2",
+              "not testable here", "BLaIR's weights cannot be loaded on this machine (no Hugging Face hub); the "
+              "notebooks accept any Hugging Face id, so a user with internet can add the row",
+              "BLaIR's weights are not reachable offline."),
+    ]
+    if found["plus"].rows:
+        out.append(Claim("Our extension, not a claim of the paper (its own next step): EncodeRec+, trained with "
+                         "interaction pairs as well, is better than EncodeRec-22M", "beyond the paper",
+                         *family_verdict(found["plus"], results, "", extension=True)))
+    variants = results.get("tiger", {}).get("variants") or []
+    if variants:
+        evidence, basis = variant_evidence(variants)
+        out.append(Claim("Our extension, not a claim of the paper: what a semantic-ID collision costs TIGER (the "
+                         "paper: collisions are 'a major source of ambiguity and error')", "beyond the paper",
+                         "measured", evidence, f"{basis} {size}".strip()))
+    return out
+
+
+def paper_recipe(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The results with the collision verdict's rows of the paper's EncodeRec recipe only: EncodeRec+
+    (`tables.PLUS_OF`, our extension) has its own verdict and must not count for or against the paper."""
+    keep = lambda rows: [r for r in rows if r["model"] not in PLUS_OF]  # noqa: E731
+    return {name: {**result, **{k: keep(result[k]) for k in ("comparison", "verdict") if result.get(k)}}
+            for name, result in results.items()}
+
+
+def variant_evidence(rows: Sequence[dict[str, Any]], metric: str = METRIC) -> tuple[str, str]:
+    """(evidence, basis): one sentence per ID variant on TIGER's "variants" rows (`tables.against_dedup`): how often it is better or
+    worse than TIGER's dedup IDs on the same codes (interval over seeds and users excluding zero, Holm-adjusted
+    randomization test across all the variant rows), then each setting's numbers."""
+    words = {"unique": "collision-free 3-code IDs (Hungarian last code)", "shared": "shared 3-code IDs (1/g credit)"}
+    adjusted = dict(zip(map(id, rows), stats.holm([p_value(r) for r in rows])))
+    out, basis = [], []
+    for ids in sorted({r["ids"] for r in rows}, key=list(words).index):
+        chosen = [r for r in rows if r["ids"] == ids]
+        grades = {id(r): grade_setting(r, adjusted[id(r)], None)[0] for r in chosen}
+        details = "; ".join(
+            f"{r['dataset']} {r['backbone']}: {r[f'base {metric}']:.4f} → {r[f'model {metric}']:.4f} "
+            f"({_percent(_relative(r[f'model {metric}'], r[f'base {metric}']))} {_interval(change_of(r))}, "
+            f"Holm-adjusted {format_p(adjusted[id(r)])}, {r['seeds']} seeds)" for r in chosen)
+        basis.append(f"{words.get(ids, ids)} against TIGER's dedup code, {metric}: better in "
+                     f"{sum(g == SUPPORTS for g in grades.values())} of {len(chosen)} settings, worse in "
+                     f"{sum(g == WORSE for g in grades.values())}")
+        out.append(f"{basis[-1]} ({details}).")
+    return " ".join(out), ". ".join(basis) + "."
+
+
+def claims_markdown(found: Sequence[Claim | dict[str, Any]]) -> str:
+    """The claim / verdict table of RESULTS.md's first section, as README.md shows it (`update_readme`)."""
+    return markdown_table(claim_records(found))
+
+
+def claim_records(found: Sequence[Claim | dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = [c if isinstance(c, dict) else asdict(c) for c in found]
+    return [{"claim": r["claim"], "where": r["where"], "verdict": r["verdict"], "basis": r.get("basis", "")}
+            for r in rows]
+
+
+README_MARKERS = ("<!-- claims: generated by 06_summary from results/paper/summary.json -->", "<!-- claims: end -->")
+
+
+def update_readme(path: Path, found: Sequence[Claim | dict[str, Any]]) -> str:
+    """README.md with the claim table between README_MARKERS replaced by `claims_markdown(found)`."""
+    text = path.read_text(encoding="utf-8")
+    start, end = README_MARKERS
+    if start not in text or end not in text:
+        raise EncoderecError(f"{path}: no claim table to update; put the lines {start!r} and {end!r} where it goes")
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{claims_markdown(found)}\n{end}{rest.split(end, 1)[1]}"
+
+
 # --------------------------------------------------------------------------- tables
 
-def marked_table(result: dict[str, Any], layout: Experiment) -> pd.DataFrame:
-    """One row per dataset, setting and model: every metric as mean ± std over seeds, the model cell marked * (†)
-    when it is significantly better (worse) than its base encoder on NDCG@10 in that setting."""
+def settings_table(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every setting behind the verdicts (`graded`), claim by claim."""
+    return [row for family in families(results).values() for row in graded(family, results)]
+
+
+def marks(results: dict[str, dict[str, Any]]) -> dict[tuple, str]:
+    """* for a model that supports the base-encoder form in a setting, † for one significantly worse than its base,
+    keyed (experiment, dataset, variant, model) for `marked_table`."""
+    out = {}
+    for key in ("objective", "unisrec base", "tiger base"):
+        family = families(results)[key]
+        for (name, row), setting in zip(family.rows, graded(family, results)):
+            mark = {SUPPORTS: "*", WORSE: "†"}.get(setting["grade"], "")
+            out[(name, *(row[k] for k in LAYOUTS[name].settings), row["model"])] = mark
+    return out
+
+
+def marked_table(result: dict[str, Any], layout: Experiment, name: str,
+                 marked: dict[tuple, str] | None = None) -> pd.DataFrame:
+    """One row per dataset, setting and model: every metric as mean ± std over seeds, the model cell marked as
+    `marks` says (* supports the claim against its base encoder, † significantly worse)."""
     table = pd.DataFrame(result["rows"])
     out = seed_summary(table, [*layout.settings, layout.model], {m: m for m in layout.metrics if m in table})
-    marks = {(*(c[k] for k in layout.settings), c["model"]): _significance(c) for c in result.get("comparison", [])}
-    out[layout.model] = [f"{r[layout.model]} {marks.get((*(r[k] for k in layout.settings), r[layout.model]), '')}"
+    marked = marked or {}
+    out[layout.model] = [f"{r[layout.model]} {marked.get((name, *(r[k] for k in layout.settings), r[layout.model]), '')}"
                          .strip() for r in out.to_dict(orient="records")]
     return out
 
@@ -131,214 +539,27 @@ def collision_table(result: dict[str, Any]) -> pd.DataFrame:
     return wide.loc[list(dict.fromkeys(summary.dataset)), list(dict.fromkeys(summary.backbone))].reset_index()
 
 
-def relative_changes(results: dict[str, dict[str, Any]], metric: str = METRIC) -> pd.DataFrame:
-    """EncodeRec against its base encoder, per experiment and setting, in the paper and here: relative change of
-    `metric`, with our p-value. The paper's rows pair EncodeRec-22M with MiniLM-L6-v2 on its own datasets."""
+def forest_rows(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """The forest plot's rows: one per (claim, setting, model, against) with the relative change, its interval
+    (None where it was not measured) and grade, then the paper's own changes of EncodeRec-22M over
+    all-MiniLM-L6-v2 (Tables 2 and 3) and of its larger model, labelled as the paper's."""
     rows = []
-    for name, layout in LAYOUTS.items():
-        published = {d: c for t in layout.paper_tables for d, c in paper.relative_change(t, metric=metric).items()}
-        for dataset, change in published.items():
-            rows.append({"experiment": name, "source": "paper", "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2",
-                         "setting": dataset, "relative change": change, "p": None})
-        for c in results.get(name, {}).get("comparison", []):
-            change = _relative(c[f"model {metric}"], c[f"base {metric}"])
-            rows.append({"experiment": name, "source": "ours", "model": c["model"], "base": c["base"],
-                         "setting": _setting(c, layout), "relative change": change, "p": p_value(c)})
-    return pd.DataFrame(rows, columns=["experiment", "source", "model", "base", "setting", "relative change", "p"])
-
-
-def scaling_table(results: dict[str, dict[str, Any]], metric: str = METRIC) -> pd.DataFrame:
-    """The "scaling" rows of every experiment (the larger EncodeRec against the smaller): setting, both models'
-    `metric`, relative change and p."""
-    rows = [{"experiment": name, "setting": _setting(c, LAYOUTS[name]), "smaller": c["base"], "larger": c["model"],
-             f"smaller {metric}": c[f"base {metric}"], f"larger {metric}": c[f"model {metric}"],
-             "relative change": _percent(_relative(c[f"model {metric}"], c[f"base {metric}"])),
-             "p": format_p(p_value(c))}
-            for name in ("retrieval", "unisrec", "tiger") for c in results.get(name, {}).get("scaling", [])]
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- verdicts
-
-def _grade(holds: int, settings: int) -> str:
-    """Reproduced when a claim holds in every setting, partly when in some, not reproduced when in none."""
-    if holds == settings:
-        return "reproduced"
-    return "partly" if holds else "not reproduced"
-
-
-def improvement_verdict(comparison: Sequence[dict[str, Any]], layout: Experiment,
-                        metric: str = METRIC) -> tuple[str, str]:
-    """(verdict, evidence) for "EncodeRec beats its base encoder" from an experiment's comparison rows."""
-    if not comparison:
-        return "not testable here", "no run of an EncodeRec model beside its base encoder in this profile"
-    better = [c for c in comparison if c[f"model {metric}"] > c[f"base {metric}"]]
-    significant = [c for c in better if _significance(c, metric) == "*"]
-    worse = [c for c in comparison if _significance(c, metric) == "†"]
-    verdict = _grade(len(significant), len(comparison))
-    details = "; ".join(
-        f"{_setting(c, layout)}: {c['model']} {c[f'base {metric}']:.4f} → {c[f'model {metric}']:.4f} "
-        f"({_percent(_relative(c[f'model {metric}'], c[f'base {metric}']))} vs {c['base']}, {format_p(p_value(c))}"
-        f"{', ' + str(c['seeds']) + ' seeds' if c.get('seeds', 1) > 1 else ''})" for c in comparison)
-    counts = (f"{metric}, paired Wilcoxon: significantly better in {len(significant)} of {len(comparison)} settings, "
-              f"significantly worse in {len(worse)}, higher on average in {len(better)}. ")
-    return verdict, counts + details + "."
-
-
-def per_seed_changes(result: dict[str, Any], layout: Experiment, metric: str = METRIC) -> str:
-    """EncodeRec's relative change against its base encoder seed by seed, in each setting with several seeds: the
-    paired tests average each user over seeds, so they do not show how much the change itself moves between seeds.
-    A base encoder without seeds (a frozen one in retrieval) is compared with every seed of the model."""
-    table = pd.DataFrame(result["rows"])
-    parts = []
-    for c in result.get("comparison", []):
-        if c.get("seeds", 1) < 2:
-            continue
-        here = table[(table[layout.settings] == pd.Series({k: c[k] for k in layout.settings})).all(axis=1)]
-        base = here[here[layout.model] == c["base"]]
-        base_by_seed = base.groupby("seed")[metric].mean()
-        model_by_seed = here[here[layout.model] == c["model"]].groupby("seed")[metric].mean()
-        changes = ", ".join(f"seed {int(s)} {_percent(_relative(v, base_by_seed.get(s, base[metric].mean())))}"
-                            for s, v in model_by_seed.items())
-        parts.append(f"{_setting(c, layout)}, {c['model']}: {changes}")  # a setting can hold several EncodeRecs
-    return f"{metric} change per seed: " + "; ".join(parts) if parts else ""
-
-
-def best_model_counts(result: dict[str, Any], layout: Experiment, model: str, metric: str = METRIC) -> str:
-    """In how many settings `model` has the highest mean `metric` of every model run there (seed-averaged)."""
-    table = pd.DataFrame(result["rows"])
-    means = table.groupby([*layout.settings, layout.model], sort=False)[metric].mean().reset_index()
-    settings = [group for _, group in means.groupby(layout.settings, sort=False) if model in set(group[layout.model])]
-    wins = sum(group.loc[group[metric].idxmax(), layout.model] == model for group in settings)
-    return f"{model} has the highest mean {metric} of all backbones run in {wins} of {len(settings)} settings"
-
-
-def collision_verdict(result: dict[str, Any] | None) -> tuple[str, str]:
-    """(verdict, evidence) for "EncodeRec eliminates semantic-ID collisions" from the rows of
-    `collisions.elimination` (results/<profile>/collisions.json, key "verdict")."""
-    if not result or not result.get("verdict"):
-        return "not testable here", "03_semantic_ids did not run an EncodeRec model in this profile"
-    rows = result["verdict"]
-    eliminated = [r for r in rows if r["eliminated (all seeds)"]]
-    fewer = [r for r in rows if r.get("base coll@3") is not None and r["EncodeRec coll@3"] < r["base coll@3"]]
-    verdict = _grade(len(eliminated), len(rows))
-    details = "; ".join(f"{r['dataset']}: {r['model']} {r['EncodeRec coll@3']:.1%} vs {r['base']} "
-                        + ("not run" if r.get("base coll@3") is None else f"{r['base coll@3']:.1%}") for r in rows)
-    return verdict, (f"RQ-VAE 3 x 256 codes, collision rate at 3 levels (items without an ID of their own): "
-                     f"eliminated on {len(eliminated)} of {len(rows)} (catalogue, EncodeRec model) pairs, fewer than "
-                     f"its base encoder on {len(fewer)}. {details}.")
-
-
-def scaling_verdict(results: dict[str, dict[str, Any]], metric: str = METRIC) -> tuple[str, str]:
-    """(verdict, evidence) for "a larger EncodeRec is better" from the "scaling" rows of Table 1, 2 and 3 (the larger
-    model against the smaller, `tables.LARGER_THAN`, paired Wilcoxon over queries or users)."""
-    return paired_verdict(results, "scaling", "fine-tuned all-mpnet-base-v2, our stand-in for the paper's 300M model",
-                          "no larger EncodeRec (EncodeRec-110M, fine-tuned all-mpnet-base-v2: our stand-in for the "
-                          "paper's 300M model) was run beside EncodeRec-22M in this profile", metric)
-
-
-# our own hypotheses are supported or not; "reproduced" is for the paper's claims
-EXTENSION_GRADES = {"reproduced": "supported", "partly": "partly supported", "not reproduced": "not supported"}
-
-
-def plus_verdict(results: dict[str, dict[str, Any]], metric: str = METRIC) -> tuple[str, str]:
-    """(verdict, evidence) for our extension "EncodeRec+ is better than EncodeRec" from the "plus" rows of Table 1,
-    2 and 3 (`tables.PLUS_OF`), graded as the paper's claims are but worded as a hypothesis of ours
-    (`EXTENSION_GRADES`)."""
-    verdict, evidence = paired_verdict(
-        results, "plus", "interaction-aware: next-item pairs of the training sequences mixed into the metadata pairs",
-        "no EncodeRec+ was run beside EncodeRec-22M in this profile", metric)
-    return EXTENSION_GRADES.get(verdict, verdict), evidence
-
-
-def paired_verdict(results: dict[str, dict[str, Any]], key: str, what: str, untested: str,
-                   metric: str = METRIC) -> tuple[str, str]:
-    """(verdict, evidence) from the `key` rows of Tables 1, 2 and 3: one EncodeRec against another (paired Wilcoxon
-    over queries or users), graded as the paper's claims are."""
-    rows = [(name, c) for name in ("retrieval", "unisrec", "tiger") for c in results.get(name, {}).get(key, [])]
-    if not rows:
-        return "not testable here", untested
-    better = [c for _, c in rows if c[f"model {metric}"] > c[f"base {metric}"]]
-    significant = [c for c in better if _significance(c, metric) == "*"]
-    worse = [c for _, c in rows if _significance(c, metric) == "†"]
-    details = "; ".join(
-        f"{name} {_setting(c, LAYOUTS[name])}: {c['base']} {c[f'base {metric}']:.4f} → "
-        f"{c['model']} {c[f'model {metric}']:.4f} ({_percent(_relative(c[f'model {metric}'], c[f'base {metric}']))}, "
-        f"{format_p(p_value(c))})" for name, c in rows)
-    return _grade(len(significant), len(rows)), (
-        f"{rows[0][1]['model']} ({what}) against {rows[0][1]['base']}, {metric}, paired Wilcoxon: significantly "
-        f"better in {len(significant)} of {len(rows)} settings, significantly worse in {len(worse)}, higher on average "
-        f"in {len(better)}. {details}.")
-
-
-def _with_seeds(evidence: str, results: dict[str, dict[str, Any]], name: str) -> str:
-    spread = per_seed_changes(results[name], LAYOUTS[name]) if name in results else ""
-    return f"{evidence} {spread}." if spread else evidence
-
-
-def paper_recipe(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The results with the comparison rows (and the collision verdict's rows) of the paper's EncodeRec recipe only:
-    EncodeRec+ (`tables.PLUS_OF`, our extension) has its own verdict and must not count for or against the paper."""
-    keep = lambda rows: [r for r in rows if r["model"] not in PLUS_OF]  # noqa: E731
-    return {name: {**result, **{k: keep(result[k]) for k in ("comparison", "verdict") if result.get(k)}}
-            for name, result in results.items()}
-
-
-def claims(results: dict[str, dict[str, Any]]) -> list[Claim]:
-    """The paper's claims (of the paper's recipe, `paper_recipe`), each with its verdict and the evidence of this
-    profile; then our extensions'."""
-    results = paper_recipe(results)
-    out = []
-    verdict, evidence = improvement_verdict(results.get("retrieval", {}).get("comparison", []), LAYOUTS["retrieval"])
-    evidence = _with_seeds(evidence, results, "retrieval")
-    out.append(Claim("EncodeRec's fine-tuning improves title-to-description retrieval over its base encoder",
-                     "Sections 1 and 3, Table 1", verdict, evidence))
-    for name, words, where in (
-            ("unisrec", "EncodeRec's item embeddings improve UniSRec's Recall/NDCG@10 over the base encoder (the "
-                        "paper: highest of all backbones, +5-26 % over the baselines)", "Section 4.2, Table 2"),
-            ("tiger", "EncodeRec as the semantic-ID input improves TIGER's Recall/NDCG@10 over the base encoder (the "
-                      "paper: +4-9 % over the strongest baselines)", "Section 4.2, Table 3")):
-        verdict, evidence = improvement_verdict(results.get(name, {}).get("comparison", []), LAYOUTS[name])
-        if name in results and verdict != "not testable here":
-            evidence += " " + best_model_counts(results[name], LAYOUTS[name], "EncodeRec-22M") + "."
-        evidence = _with_seeds(evidence, results, name)
-        out.append(Claim(words, where, verdict, evidence))
-    out.append(Claim("EncodeRec eliminates Semantic ID collisions entirely", "Section 4.2",
-                     *collision_verdict(results.get("collisions"))))
-    out.append(Claim("A larger EncodeRec backbone consistently improves performance (22M → 300M)", "Section 4.2",
-                     *scaling_verdict(results)))
-    out.append(Claim("EncodeRec-22M is competitive with BLaIR with 6-16x fewer parameters", "Section 4.2",
-                     "not testable here", "BLaIR's weights cannot be loaded on this machine (no Hugging Face hub); "
-                     "the notebooks accept any Hugging Face id, so a user with internet can add the row"))
-    if any(results.get(name, {}).get("plus") for name in ("retrieval", "unisrec", "tiger")):
-        out.append(Claim("Our extension, not a claim of the paper (its own next step): EncodeRec+, trained with "
-                         "interaction pairs as well, is better than EncodeRec-22M", "beyond the paper",
-                         *plus_verdict(results)))
-    variants = results.get("tiger", {}).get("variants") or []
-    if variants:
-        out.append(Claim("Our extension, not a claim of the paper: what a semantic-ID collision costs TIGER (the "
-                         "paper: collisions are 'a major source of ambiguity and error')", "beyond the paper",
-                         "measured", variant_evidence(variants)))
-    return out
-
-
-def variant_evidence(rows: Sequence[dict[str, Any]], metric: str = METRIC) -> str:
-    """One sentence per ID variant on TIGER's "variants" rows (`tables.against_dedup`): how often it is significantly
-    better or worse than TIGER's dedup IDs on the same codes, then each setting's numbers."""
-    words = {"unique": "collision-free 3-code IDs (Hungarian last code)", "shared": "shared 3-code IDs (1/g credit)"}
-    out = []
-    for ids in sorted({r["ids"] for r in rows}, key=list(words).index):
-        chosen = [r for r in rows if r["ids"] == ids]
-        better = sum(_significance(r, metric) == "*" for r in chosen)
-        worse = sum(_significance(r, metric) == "†" for r in chosen)
-        details = "; ".join(
-            f"{r['dataset']} {r['backbone']}: {r[f'base {metric}']:.4f} → {r[f'model {metric}']:.4f} "
-            f"({_percent(_relative(r[f'model {metric}'], r[f'base {metric}']))}, {format_p(p_value(r))}, "
-            f"{r['seeds']} seeds)" for r in chosen)
-        out.append(f"{words.get(ids, ids)} against TIGER's dedup code, {metric}, paired Wilcoxon over test users: "
-                   f"significantly better in {better} of {len(chosen)} settings, significantly worse in {worse} "
-                   f"({details}).")
-    return " ".join(out)
+    for family in families(results).values():
+        for (name, row), setting in zip(family.rows, graded(family, results)):
+            change = change_of(row)
+            known = change is not None and change.low is not None and change.seed_variance_known
+            rows.append({"row": f"{family.name} · {setting['setting']} · {row['model']} vs "
+                                f"{setting['against'].split(' (')[0] if setting['against'].startswith('every') else setting['against']}",
+                         "source": "ours", "change": row.get("relative change", _relative(
+                             row[f"model {METRIC}"], row[f"base {METRIC}"])),
+                         "low": change.low if known else None, "high": change.high if known else None,
+                         "grade": setting["grade"], "paper's change": family.reference(name, row)})
+    for table, (model, base) in (("2", ("EncodeRec-22M", "all-MiniLM-L6-v2")), ("3", ("EncodeRec-22M", "all-MiniLM-L6-v2")),
+                                 ("2", paper.LARGER), ("3", paper.LARGER)):
+        for dataset, change in paper.relative_change(table, model=model, base=base).items():
+            rows.append({"row": f"paper Table {table} · {dataset} · {model} vs {base}", "source": "paper",
+                         "change": change, "low": None, "high": None, "grade": "the paper's", "paper's change": None})
+    return pd.DataFrame(rows, columns=["row", "source", "change", "low", "high", "grade", "paper's change"])
 
 
 # --------------------------------------------------------------------------- the document
@@ -386,28 +607,25 @@ def _package_versions(prov: dict[str, Any]) -> str:
 
 def sections(results: dict[str, dict[str, Any]], found: Sequence[Claim],
              figures: Iterable[tuple[str, str]] = ()) -> list[Section]:
-    """The summary: verdicts, EncodeRec against its base beside the paper, every table with the published ones,
+    """The summary: verdicts with their legend, every setting behind them, every table with the published ones,
     collisions, figures, provenance."""
-    out = [Section("Verdicts on the paper's claims", [
-        "Reproduced = significantly better than the base encoder (paired Wilcoxon over queries or users, p < 0.05) "
-        "in every setting run (for collisions: none left on every catalogue); partly = in some settings; not "
-        "reproduced = in none; not testable here = no run of this profile can test it; our own extensions are "
-        "graded the same way as supported, partly supported or not supported. In the tables below, * marks "
-        "a model significantly better than its base encoder on NDCG@10 in that setting, † significantly worse; cells "
-        "are mean ± std over seeds."], [[asdict(c) for c in found]])]
-    changes = relative_changes(results)
-    if not changes.empty:
-        shown = changes.assign(**{"relative change": changes["relative change"].map(_percent),
-                                  "p": [format_p(p) if s == "ours" else "" for p, s in zip(changes.p, changes.source)]})
-        out.append(Section("EncodeRec against its base encoder, the paper beside us", [
-            f"Relative change of {METRIC}. The paper's rows are its own datasets and splits (Amazon 2023 for Table 2, "
-            "the Amazon 2014 P5 split for Table 3); ours are the mirrored datasets."], [_records(shown)]))
+    marked = marks(results)
+    out = [Section("Verdicts on the paper's claims", [LEGEND], [claim_records(found)])]
+    behind = settings_table(results)
+    if behind:
+        out.append(Section("Every setting behind the verdicts", [
+            f"Relative change of {METRIC} with its 95 % interval over seeds and users, the Holm-adjusted per-user "
+            "randomization test inside the claim's family, the smallest change the design detects with 80 % power "
+            "beside the change the paper reports, and the grade (the legend above). The paper's numbers come from "
+            "its own datasets and splits (Amazon 2023 for Table 2; Table 3's Sports, Beauty and Toys, which its text "
+            "calls Amazon-2018, are as far as anyone can tell the Amazon 2014 P5 split that our Beauty and Toys "
+            "are); ours are the mirrored datasets."], [behind]))
     for name, layout in LAYOUTS.items():
         if name in results:
             published = [paper.wide(t).reset_index() for t in layout.paper_tables]
             out.append(Section(layout.title, ["Ours, then as published: " + "; ".join(
                 paper.SOURCES[t] for t in layout.paper_tables) + "."],
-                [_records(marked_table(results[name], layout)), *map(_records, published)]))
+                [_records(marked_table(results[name], layout, name, marked)), *map(_records, published)]))
     out += further_sections(results)
     if "collisions" in results:
         out.append(Section("Semantic-ID collisions (RQ-VAE 3 x 256, collision rate at 3 levels)", [
@@ -425,20 +643,16 @@ def sections(results: dict[str, dict[str, Any]], found: Sequence[Claim],
 
 
 def further_sections(results: dict[str, dict[str, Any]]) -> list[Section]:
-    """The sections on the larger EncodeRec, on what a collision costs TIGER (our extension), on TIGER beside the
-    published TIGER, and on the runs still pending."""
+    """The sections on what a collision costs TIGER (our extension), on TIGER beside the published TIGER, and on the
+    runs still pending."""
     out = []
-    scale = scaling_table(results)
-    if not scale.empty:
-        out.append(Section("Scale: the larger EncodeRec against the smaller", [
-            f"Each setting where both ran: {METRIC} of each (mean over its seeds), relative change and the paired "
-            "Wilcoxon test over queries (Table 1) or test users (Tables 2 and 3)."], [_records(scale)]))
     variants = results.get("tiger", {}).get("variants") or []
     if variants:
         out.append(Section("What a collision costs TIGER (our extension)", [
             "On the same RQ-VAE codes of a backbone: collision-free 3-code IDs (the Hungarian re-assignment of the last "
             "code) and shared 3-code IDs (1/g credit) against TIGER's 4th dedup code; NDCG@10 of each (mean over its "
-            "seeds), paired Wilcoxon over test users."], [variants]))
+            "seeds), the relative change with its interval over seeds and users, and the per-user randomization "
+            "test (unadjusted here; the claim's evidence adjusts it)."], [_variant_records(variants)]))
     published = results.get("tiger", {}).get("published") or []
     if published:
         out.append(Section("TIGER on Beauty and Toys beside the published TIGER", [
@@ -455,6 +669,13 @@ def further_sections(results: dict[str, dict[str, Any]]) -> list[Section]:
             "tables above leave them out. One row per experiment, dataset, model and setting, with the seeds it "
             "lacks."], [pending]))
     return out
+
+
+def _variant_records(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: r.get(k) for k in ("dataset", "backbone", "ids", "against", "seeds", "users", f"base {METRIC}",
+                                   f"model {METRIC}")} | {"change": _percent(r.get("relative change")),
+                                                          "95 % interval": _interval(change_of(r)),
+                                                          "p": format_p(p_value(r))} for r in rows]
 
 
 def pending_table(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -9,13 +9,69 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from encoderec import metrics
+from encoderec import metrics, stats
 
 ID_ONLY = "ID only (SASRec)"  # the model name of UniSRec's runs without text
 # Each fine-tuned model and the smaller one it is compared with for the paper's claim that scale helps.
 LARGER_THAN = {"EncodeRec-110M": "EncodeRec-22M"}
 # our extension (issue 17): the same recipe with interaction pairs, at the chosen ratio and two others
 PLUS_OF = {name: "EncodeRec-22M" for name in ("EncodeRec+-22M", "EncodeRec+0.25-22M", "EncodeRec+1.0-22M")}
+
+
+def compare(per_user: dict[tuple, dict[str, np.ndarray]], pairs: dict[str, str] | list[tuple[str, str]],
+            metric: str = "NDCG@10") -> list[dict[str, Any]]:
+    """Every (model, base) pair of `pairs` (a dict model -> base, or a list of pairs) per dataset and variant, on the
+    seeds both ran (a base with one run of seed None, a frozen encoder, goes with every seed of the model; a pair
+    without a shared seed gives no row): `per_user` maps (dataset, model, variant, seed) to per-user values
+    (`metrics.per_query`). A row: dataset, variant, model, base, seeds, users, each side's mean of every metric
+    ("base NDCG@10", "model NDCG@10", ...), then for `metric` the relative change with its 95 % interval over seeds
+    and users and its variance components (`stats.relative_change`) and the per-user randomization test on the
+    seed-averaged values (`stats.randomization_test`)."""
+    runs: dict[tuple, dict[Any, dict[str, np.ndarray]]] = {}
+    for (dataset, model, variant, seed), values in per_user.items():
+        runs.setdefault((dataset, model, variant), {})[seed] = values
+    pairs = list(pairs.items()) if isinstance(pairs, dict) else list(pairs)
+    rows = []
+    for (dataset, model, variant), model_runs in runs.items():
+        for base in [b for m, b in pairs if m == model]:
+            base_runs = runs.get((dataset, base, variant))
+            if not base_runs:
+                continue
+            frozen = list(base_runs) == [None]
+            seeds = sorted(model_runs if frozen else set(model_runs) & set(base_runs), key=str)
+            if seeds:
+                rows.append(_comparison(dataset, variant, model, base, [model_runs[s] for s in seeds],
+                                        [base_runs[None if frozen else s] for s in seeds], metric))
+    return rows
+
+
+def against_every_baseline(per_user: dict[tuple, Any], base_of: dict[str, str | None]) -> list[tuple[str, str]]:
+    """(model, baseline) pairs for the paper's strong form: every fine-tuned model (one with a base in `base_of`)
+    against every model of `per_user` (keys: dataset, model, variant, seed) that is not fine-tuned."""
+    tuned = {m for m, base in base_of.items() if base}
+    models = list(dict.fromkeys(key[1] for key in per_user))
+    return [(model, other) for model in models if model in tuned for other in models if other not in tuned]
+
+
+def document_kind(dataset: Any, items: list[int]) -> str:
+    """What a title is matched with in `dataset`'s retrieval task over `items` (a `data.Dataset`): "description and
+    attributes" where most of them have a description, else "category path" (Beauty and Toys have none)."""
+    described = sum(bool(str(dataset.items[i].get("description") or "").strip()) for i in items)
+    return "description and attributes" if described * 2 > len(items) else "category path"
+
+
+def _comparison(dataset: Any, variant: Any, model: str, base: str, model_runs: list[dict[str, np.ndarray]],
+                base_runs: list[dict[str, np.ndarray]], metric: str) -> dict[str, Any]:
+    stacked = {side: {k: np.stack([run[k] for run in side_runs]) for k in side_runs[0]}
+               for side, side_runs in (("base", base_runs), ("model", model_runs))}
+    means = {f"{side} {k}": float(v.mean()) for side, values in stacked.items() for k, v in values.items()}
+    change = stats.relative_change(stacked["model"][metric], stacked["base"][metric])
+    differences = stacked["model"][metric].mean(axis=0) - stacked["base"][metric].mean(axis=0)
+    return {"dataset": dataset, "variant": variant, "model": model, "base": base, "seeds": len(model_runs),
+            "users": change.users, **means, "metric": metric, "relative change": change.estimate,
+            "interval low": change.low, "interval high": change.high, "se": change.se, "df": change.df,
+            "sigma2 user": change.sigma2_user, "sigma2 seed": change.sigma2_seed, "sigma2 resid": change.sigma2_resid,
+            f"p (randomization, {metric})": stats.randomization_test(differences)}
 
 
 def seed_summary(table: pd.DataFrame, by: list[str], columns: dict[str, str],
@@ -36,7 +92,7 @@ def recommender_runs(runs: list[dict[str, Any]], keys: list[str],
                      ks: tuple[int, ...]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The table of recommender runs (UniSRec, SASRec, TIGER, ...), one row per run; its summary over seeds (one
     row per `keys` but "seed": Recall and NDCG at `ks`, mean ± std); and each run's per-user test metrics keyed by
-    the tuple of its `keys` (what `metrics.against_base` pairs).
+    the tuple of its `keys` (what `compare` pairs).
 
     A run is a dict of its labels (dataset, model, seed, ...) and "result", what `fitting.fit_and_rank` returned.
     A row is the labels, Recall and NDCG at each of `ks` (with the gains of shared IDs when the result has them),
@@ -128,9 +184,9 @@ def on_shared_seeds(per_user: dict[tuple, dict[str, np.ndarray]], base_of: dict[
 
 def against_dedup(per_user: dict[tuple, dict[str, np.ndarray]]) -> pd.DataFrame:
     """TIGER's ID variants of one backbone against its "dedup" IDs (`recommender_runs`' per-user values keyed by
-    dataset, backbone, ids, seed): `metrics.against_base` rows with the variant in the model's place."""
+    dataset, backbone, ids, seed): `compare` rows with the variant in the model's place."""
     by_variant = {(dataset, ids, backbone, seed): values for (dataset, backbone, ids, seed), values in per_user.items()}
-    rows = metrics.against_base(by_variant, {"unique": "dedup", "shared": "dedup"})
+    rows = compare(by_variant, {"unique": "dedup", "shared": "dedup"})
     return pd.DataFrame(rows).rename(columns={"variant": "backbone", "model": "ids", "base": "against"})
 
 

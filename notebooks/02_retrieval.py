@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import HTML, display
 
-from encoderec import data, embeddings, metrics, paper, plots, report, retrieval, runs, space, tables
+from encoderec import data, embeddings, paper, plots, report, retrieval, runs, space, tables
 
 plots.setup_notebook()
 run = report.start("02_retrieval", dict(profile=profile, held_out_fraction=held_out_fraction, datasets=datasets,
@@ -95,29 +95,33 @@ print(table.drop(columns=["base"]).round(4).to_string(index=False))
 
 # %% [markdown]
 # ## Against the base encoder
-# For each EncodeRec model, the paired Wilcoxon signed-rank test over queries of its NDCG@10 against its own base
-# encoder (same queries, same corpus), the same test as in Tables 2 and 3. With several seeds, the first table gives
-# mean ± standard deviation over seeds and the test uses the seed-averaged per-query values.
+# For each EncodeRec model against its own base encoder (same queries, same corpus), as in Tables 2 and 3
+# (`tables.compare`): the relative change of NDCG@10 with its 95 % interval over the model's seeds and the queries,
+# and the per-query paired randomization test on the seed-averaged values. The first table gives mean ± standard
+# deviation over seeds. The document is what the dataset has: description and attributes, or only the category path
+# where the mirror has no descriptions (Beauty, Toys).
 
 # %%
 display(tables.seed_summary(table, ["dataset", "model"], {"Recall@10": "Recall@10", "NDCG@10": "NDCG@10"}))
 base_of = {t["name"]: t["backbone"] for t in trained}
-comparison = pd.DataFrame(metrics.against_base(per_query, base_of)).rename(columns={"variant": "corpus"})
+documents = {name: tables.document_kind(loaded[name], tasks[name].items) for name in tasks}
+comparison = pd.DataFrame(tables.compare(per_query, base_of)).rename(columns={"variant": "corpus"})
+comparison["document"] = comparison["dataset"].map(documents) if len(comparison) else []
 display(comparison.round(4))
 
 # %% [markdown]
-# The larger EncodeRec against the smaller one (the paper's scale claim), by the same paired test over queries.
+# The larger EncodeRec against the smaller one (the paper's scale claim), compared the same way.
 
 # %%
-scaling = pd.DataFrame(metrics.against_base(per_query, tables.LARGER_THAN)).rename(columns={"variant": "corpus"})
+scaling = pd.DataFrame(tables.compare(per_query, tables.LARGER_THAN)).rename(columns={"variant": "corpus"})
 display(scaling.round(4))
 
 # %% [markdown]
 # EncodeRec+ (our extension: the same recipe with next-item pairs of the training sequences mixed in) against
-# EncodeRec-22M, by the same paired test, where the profile trains it.
+# EncodeRec-22M, compared the same way, where the profile trains it.
 
 # %%
-plus = pd.DataFrame(metrics.against_base(per_query, tables.PLUS_OF)).rename(columns={"variant": "corpus"})
+plus = pd.DataFrame(tables.compare(per_query, tables.PLUS_OF)).rename(columns={"variant": "corpus"})
 display(plus.round(4) if len(plus) else "no EncodeRec+ in this profile")
 
 # %% [markdown]

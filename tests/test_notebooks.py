@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from encoderec import paths, profiles, runner
+from encoderec import summary as summary_module
 
 ROOT = paths.project_root()
 EXPECTED = yaml.safe_load((ROOT / "tests" / "expected" / "smoke.yaml").read_text())
@@ -160,9 +161,11 @@ def test_summary_writes_results_md_static_figures_and_the_index_findings(smoke):
     summary = json.loads((smoke / "results" / "smoke" / "summary.json").read_text())
     verdicts = {row["claim"]: row["verdict"] for row in summary["rows"]}
     paper = {claim: v for claim, v in verdicts.items() if not claim.startswith("Our extension")}
-    assert len(paper) == 6 and set(paper.values()) <= {"reproduced", "partly", "not reproduced", "not testable here"}
+    assert len(paper) == 8 and set(paper.values()) <= set(summary_module.VERDICTS)
+    # one seed: no setting can see run variance, so no improvement claim is reproduced (or refuted) on the smoke profile
+    assert {v for c, v in paper.items() if c.startswith("Table")} <= {"inconclusive", "not testable here"}
     # the smoke profile runs both extensions (EncodeRec+ and TIGER's ID variants), each labelled as ours
-    assert len(verdicts) == 8 and all("not a claim of the paper" in claim for claim in set(verdicts) - set(paper))
+    assert len(verdicts) == 10 and all("not a claim of the paper" in claim for claim in set(verdicts) - set(paper))
     markdown = (smoke / summary["results_md"]).read_text()
     for row in summary["rows"]:
         assert row["verdict"] in markdown

@@ -24,25 +24,38 @@ def collision_rows() -> pd.DataFrame:
                          for s in (0, 1)])
 
 
-def change_rows() -> pd.DataFrame:
+def forest_rows() -> pd.DataFrame:
     return pd.DataFrame([
-        {"experiment": "retrieval", "setting": "Scientific", "source": "ours", "relative change": 0.25, "p": 1e-5,
-         "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2"},
-        {"experiment": "retrieval", "setting": "Toys", "source": "ours", "relative change": 0.01, "p": 0.3,
-         "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2"},
-        {"experiment": "tiger", "setting": "Beauty", "source": "paper", "relative change": 0.06, "p": None,
-         "model": "EncodeRec-22M", "base": "all-MiniLM-L6-v2"},
+        {"row": "Table 1 · Scientific · EncodeRec-22M vs all-MiniLM-L6-v2", "source": "ours", "change": 0.25,
+         "low": 0.2, "high": 0.3, "grade": "supports", "paper's change": 0.024},
+        {"row": "Table 3 · Beauty · EncodeRec-22M vs all-MiniLM-L6-v2", "source": "ours", "change": 0.01,
+         "low": -0.04, "high": 0.06, "grade": "inconclusive", "paper's change": 0.057},
+        {"row": "Table 2 · Office · EncodeRec-22M vs all-MiniLM-L6-v2", "source": "ours", "change": 0.02,
+         "low": None, "high": None, "grade": "inconclusive", "paper's change": 0.09},
+        {"row": "paper Table 3 · Beauty · EncodeRec-22M vs all-MiniLM-L6-v2", "source": "paper", "change": 0.057,
+         "low": None, "high": None, "grade": "the paper's", "paper's change": None},
     ])
 
 
+def test_the_forest_plot_has_a_labelled_row_an_interval_and_the_papers_change_for_each_setting():
+    fig = plots.forest(forest_rows())
+    labelled = {y for trace in fig.data for y in trace.y}
+    assert labelled == set(forest_rows().row)
+    supports = next(t for t in fig.data if t.name == "supports")
+    assert list(supports.error_x.arrayminus) == pytest.approx([0.05]) and list(supports.error_x.array) == pytest.approx([0.05])
+    paper = next(t for t in fig.data if t.name == "the paper's change for the setting")
+    assert len(paper.x) == 3
+    assert any(shape.x0 == 0 for shape in fig.layout.shapes)  # the verdicts' threshold
+
+
 @pytest.mark.parametrize("figure", [lambda: plots.collision_rates(collision_rows()),
-                                    lambda: plots.relative_changes(change_rows())], ids=["bars", "markers"])
+                                    lambda: plots.forest(forest_rows())], ids=["bars", "forest"])
 def test_write_png_draws_the_summary_figures(figure, tmp_path):
     fig = figure()
     plots.write_png(fig, tmp_path / "f.png", width=800)
     assert (tmp_path / "f.png").read_bytes()[:8] == PNG_MAGIC
     pixels = imread(tmp_path / "f.png")
-    assert pixels.shape[:2] == (fig.layout.height or 480, 800)
+    assert pixels.shape[:2] == (fig.layout.height or 480, fig.layout.width or 800)
     assert pixels[..., :3].std() > 0.05  # something was drawn, not a blank canvas
 
 
