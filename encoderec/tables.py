@@ -53,6 +53,17 @@ def against_every_baseline(per_user: dict[tuple, Any], base_of: dict[str, str | 
     return [(model, other) for model in models if model in tuned for other in models if other not in tuned]
 
 
+def in_every_variant(per_user: dict[tuple, Any], model: str) -> dict[tuple, Any]:
+    """`per_user` (keys: dataset, model, variant, seed) with `model`'s runs also under every other variant of their
+    dataset: a model that has a variant of its own (the ID-only SASRec's mode "id") is a baseline of every mode."""
+    variants: dict[Any, set] = {}
+    for dataset, _, variant, _ in per_user:
+        variants.setdefault(dataset, set()).add(variant)
+    copies = {(dataset, m, other, seed): values for (dataset, m, variant, seed), values in per_user.items()
+              if m == model for other in variants[dataset] - {variant}}
+    return {**per_user, **copies}
+
+
 def document_kind(dataset: Any, items: list[int]) -> str:
     """What a title is matched with in `dataset`'s retrieval task over `items` (a `data.Dataset`): "description and
     attributes" where most of them have a description, else "category path" (Beauty and Toys have none)."""

@@ -112,7 +112,8 @@ print(table2.to_string(index=False))
 # %%
 base_of = {model: run.base_encoder(model) for model in backbones}
 comparison = pd.DataFrame(tables.compare(per_user, base_of)).rename(columns={"variant": "mode"})
-baselines = pd.DataFrame(tables.compare(per_user, tables.against_every_baseline(per_user, base_of))).rename(
+baselines = pd.DataFrame(tables.compare(tables.in_every_variant(per_user, tables.ID_ONLY),  # SASRec: every mode's
+                                        tables.against_every_baseline(per_user, base_of))).rename(
     columns={"variant": "mode"})
 display(baselines.round(4))
 display(comparison.round(4))

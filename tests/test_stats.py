@@ -168,3 +168,12 @@ def test_compare_pairs_only_the_seeds_both_sides_ran():
     row, = tables.compare(per_user, {"A": "B"})
     expected = np.mean([per_user[("D", "A", "v", s)]["NDCG@10"] for s in (0, 1)])
     assert row["seeds"] == 2 and row["model NDCG@10"] == pytest.approx(expected)
+
+
+def test_the_id_only_model_is_a_baseline_of_every_mode():
+    values = {"NDCG@10": np.linspace(0.1, 0.2, 20)}
+    per_user = {("D", "EncodeRec-22M", "inductive", 0): values, ("D", "all-MiniLM-L6-v2", "inductive", 0): values,
+                ("D", tables.ID_ONLY, "id", 0): values}
+    pairs = tables.against_every_baseline(per_user, {"EncodeRec-22M": "all-MiniLM-L6-v2", "all-MiniLM-L6-v2": None})
+    rows = tables.compare(tables.in_every_variant(per_user, tables.ID_ONLY), pairs)
+    assert {(r["variant"], r["base"]) for r in rows} == {("inductive", "all-MiniLM-L6-v2"), ("inductive", tables.ID_ONLY)}
