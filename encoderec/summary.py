@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import os
+import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -148,8 +149,6 @@ class Family:
 
 def change_of(row: dict[str, Any]) -> stats.Change | None:
     """The `stats.Change` a comparison row (`tables.compare`) records; None for a row written without one."""
-    if row.get("interval low") is None and row.get("seeds", 1) > 1:
-        return None
     if "relative change" not in row:
         return None
     return stats.Change(row["relative change"], row.get("interval low"), row.get("interval high"), row.get("se"),
@@ -252,8 +251,8 @@ def p_key(row: dict[str, Any]) -> str:
 
 
 def _median(values: Iterable[float]) -> float | None:
-    values = sorted(values)
-    return float(pd.Series(values).median()) if values else None
+    values = list(values)
+    return statistics.median(values) if values else None
 
 
 def _published(table: str, model: str = "EncodeRec-22M", base: str = "all-MiniLM-L6-v2") -> dict[str, float]:
@@ -509,9 +508,9 @@ def settings_table(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def marks(results: dict[str, dict[str, Any]]) -> dict[tuple, str]:
     """* for a model that supports the base-encoder form in a setting, † for one significantly worse than its base,
     keyed (experiment, dataset, variant, model) for `marked_table`."""
-    out = {}
+    out, found = {}, families(results)
     for key in ("objective", "unisrec base", "tiger base"):
-        family = families(results)[key]
+        family = found[key]
         for (name, row), setting in zip(family.rows, graded(family, results)):
             mark = {SUPPORTS: "*", WORSE: "†"}.get(setting["grade"], "")
             out[(name, *(row[k] for k in LAYOUTS[name].settings), row["model"])] = mark
@@ -548,8 +547,8 @@ def forest_rows(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
         for (name, row), setting in zip(family.rows, graded(family, results)):
             change = change_of(row)
             known = change is not None and change.low is not None and change.seed_variance_known
-            rows.append({"row": f"{family.name} · {setting['setting']} · {row['model']} vs "
-                                f"{setting['against'].split(' (')[0] if setting['against'].startswith('every') else setting['against']}",
+            against = "every other backbone" if "against" in row else row["base"]
+            rows.append({"row": f"{family.name} · {setting['setting']} · {row['model']} vs {against}",
                          "source": "ours", "change": row.get("relative change", _relative(
                              row[f"model {METRIC}"], row[f"base {METRIC}"])),
                          "low": change.low if known else None, "high": change.high if known else None,
