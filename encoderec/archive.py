@@ -17,12 +17,14 @@ the caches and lists the rest as pending.
 
 An entry is found by its `identity`, what makes it the same unit of work on another machine: its settings, hashes
 of its data, its encoder (`portable_encoder`: a base encoder's name, or the recipe folder of an EncodeRec model,
-named by the fingerprint of its fine-tuning config) with a hash of the texts it encodes, and the versions of the
-code that computes it (`io.code_version`). Like the embedding cache, it names an encoder by what it is, not by the
+named by the fingerprint of its fine-tuning config) with a hash of the texts it encodes, and the result versions
+of what computes it (`runs.versions`: each computing module's RESULT_VERSION, bumped only when its outputs change,
+which the golden tests in tests/test_golden.py enforce; so moving a file or a speed-up that changes no number keeps
+every entry). Like the embedding cache, it names an encoder by what it is, not by the
 code that runs it; unlike the caches, it is not keyed on the bytes of the embeddings nor on the device or precision:
 the archive holds the result as it was computed, where it was computed (its provenance says on what), for every
 machine to read. The file name, <folder>/<kind>/<dataset>/<name>-<key>.json.gz, is one a person can read, and the key
-(a hash of the identity) tells apart two entries that differ in their settings or code.
+(a hash of the identity) tells apart two entries that differ in their settings or result versions.
 
 Under the report runner each lookup is logged as a read of the entry (its hash, or its absence), like a results
 file: a notebook that found an entry missing re-runs once another process archives it, and one that archived it

@@ -9,7 +9,7 @@ that carries no text at all); `encode` accepts their names like any backbone and
 `encode(backbone, texts, view=...)` returns float32, L2-normalised embeddings, one row per text, and keeps
 them in `<cache dir>/embeddings/<key>.npy` with a `<key>.json` beside it. The key is the sha256 of
 
-    model fingerprint | view name | max_seq_length | sha256 of the texts [| bf16]
+    model fingerprint | view name | max_seq_length | sha256 of the texts [| RESULT_VERSION from 2 on] [| bf16]
 
 where the fingerprint hashes the model's weight, config and tokenizer files, so a hit is found from the files
 alone and the model is never loaded for it. The .json records the array's shape, dtype and sha256; a hit is
@@ -48,6 +48,12 @@ from encoderec.io import atomic_path, read_json, sha256_file, sha256_text, write
 from encoderec.precision import autocast, default_device, resolve_precision
 
 logger = logging.getLogger(__name__)
+
+# The version of what this module computes: part of the key of every cached or archived result of it. Bump it
+# when a change moves its outputs (version 1 keys the cache as it always
+# was; tests/test_golden.py fails until you do and re-record); a change that
+# moves nothing (a refactor, a docstring, a speed-up with the same numbers) keeps it, and the archive with it.
+RESULT_VERSION = 1
 
 BACKBONES = {
     "all-MiniLM-L6-v2": {"params": "22M", "dim": 384},
@@ -290,6 +296,7 @@ def encode(
     max_seq_length = _max_seq_length(source)
     precision = resolve_precision(precision, str(source.device) if isinstance(source, SentenceTransformer) else device)
     key_parts = [model_fingerprint(source), view, str(max_seq_length), sha256_text(*texts)]
+    key_parts += [f"encoding result version {RESULT_VERSION}"] if RESULT_VERSION > 1 else []
     key = sha256_text(*key_parts, *(["bf16"] if precision == "bf16" else []))  # fp32 keys as before
     folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
     npy, meta = folder / "embeddings" / f"{key}.npy", folder / "embeddings" / f"{key}.json"

@@ -17,9 +17,9 @@ and this module gives it the rest, the same for every model (as RecBole's single
 - `train_with_early_stopping`: epochs of training, validation NDCG@10 every `eval_every` epochs, stop after
   `patience` evaluations without a better one (or past a wall-time budget), keep the best evaluation's weights;
 - `fit_and_rank`: fit, rank the validation and test examples, cache the result as JSON under
-  <cache dir>/<kind>/<key>.json, the key hashing the computing code (`io.code_version`), the settings without the
-  device (with the precision resolved), the inputs and the split: a re-run is a read, a run trained on a GPU is
-  found on a CPU, and a change to the code is a new run.
+  <cache dir>/<kind>/<key>.json, the key hashing the model's result version (its module's `RESULT_VERSION`), the
+  settings without the device (with the precision resolved), the inputs and the split: a re-run is a read, a run
+  trained on a GPU is found on a CPU, and a change that moves the results (its version bumped) is a new run.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from encoderec import metrics, paths
 from encoderec.data import Split
-from encoderec.io import cached_json, code_version, read_json, settings_key, sha256_text
+from encoderec.io import adopt_legacy, cached_json, read_json, settings_key, sha256_text
 from encoderec.precision import default_device, resolve_precision
 
 
@@ -123,13 +123,18 @@ def train_with_early_stopping(
     return history, best_epoch
 
 
-def fit_and_rank(recommender: Any, kind: str, split: Split, inputs: tuple, inputs_key: str,
+# The source hashes that keyed the caches before result versions; entries under them are adopted (renamed) once.
+LEGACY_CODE = {"unisrec": "d756598c2ae570236ce143dd195e911257b40201d575d864074795dff176fcbd",
+               "tiger": "c237d9ee7ce04fad7ee12745881c468a31335bf077df0f1772cdc5ea82c9e52d"}
+
+
+def fit_and_rank(recommender: Any, kind: str, version: int, split: Split, inputs: tuple, inputs_key: str,
                  cache_dir: str | os.PathLike | None = None, progress: bool = True,
                  cached_only: bool = False,
                  also: Callable[[Any], dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """Fit `recommender` on `split` with `inputs` (the item count and text embeddings, the semantic IDs, ...;
     `inputs_key` hashes them), then rank the validation and test examples; cached in <cache dir>/<kind>/<key>.json
-    (see the module docstring). `kind` names the model's module, whose code version keys the cache.
+    (see the module docstring). `kind` names the model and `version` its result version, both part of the key.
 
     Returns {"config" (with the device it ran on), "best_epoch", "history", "fit_seconds", "rank_seconds",
     "valid_ranks", "test_ranks"} and "valid_gains", "test_gains" when the recommender gives gains, and what
@@ -137,8 +142,11 @@ def fit_and_rank(recommender: Any, kind: str, split: Split, inputs: tuple, input
     `cached_only`, the cached result or None (nothing is trained)."""
     config = recommender.config
     resolved = dataclasses.replace(config, precision=precision_of(config))  # "auto" is not a setting to key on
-    key = sha256_text(code_version(kind), settings_key(resolved), inputs_key, repr(split))
-    path = Path(cache_dir or paths.cache_dir()) / kind / f"{key}.json"
+    rest = (settings_key(resolved), inputs_key, repr(split))
+    folder = Path(cache_dir or paths.cache_dir()) / kind
+    path = folder / f"{sha256_text(f'{kind} result version {version}', *rest)}.json"
+    if version == 1 and kind in LEGACY_CODE:
+        adopt_legacy(path, folder / f"{sha256_text(LEGACY_CODE[kind], *rest)}.json")
 
     def compute() -> dict[str, Any]:
         start = time.perf_counter()

@@ -180,30 +180,7 @@ def settings_key(config: Any, ignore: tuple[str, ...] = ("device",)) -> str:
     return sha256_text(repr(sorted((k, v) for k, v in dataclasses.asdict(config).items() if k not in ignore)))
 
 
-# Modules that never change what a cached run computes (errors, file handling, folder names).
-INFRASTRUCTURE = ("errors", "io", "paths")
-
-
-def code_version(module: str, package_dir: str | os.PathLike | None = None) -> str:
-    """A hash of the source of the encoderec module `module` (e.g. "tiger") and of every encoderec module it imports,
-    directly or through others, INFRASTRUCTURE excepted: part of the key of every cached run, so an entry computed by
-    older code is never read back as if the current code had computed it. It does not depend on the machine, so a
-    run trained on a GPU is still found on a CPU."""
-    import ast
-
-    folder = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
-    seen: dict[str, str] = {}
-    pending = [module]
-    while pending:
-        name = pending.pop()
-        if name in seen or name in INFRASTRUCTURE or not (folder / f"{name}.py").is_file():
-            continue
-        seen[name] = (folder / f"{name}.py").read_text(encoding="utf-8")
-        for node in ast.walk(ast.parse(seen[name])):
-            if isinstance(node, ast.ImportFrom) and node.module == "encoderec":
-                pending += [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("encoderec."):
-                pending.append(node.module.split(".")[1])
-            elif isinstance(node, ast.Import):
-                pending += [a.name.split(".")[1] for a in node.names if a.name.startswith("encoderec.")]
-    return sha256_text(*(f"{name}\n{seen[name]}" for name in sorted(seen)))
+def adopt_legacy(path: Path, legacy: Path) -> None:
+    """Rename a cache entry written under its old key (`legacy`) to its key now (`path`), unless `path` exists."""
+    if legacy.is_file() and not path.exists():
+        os.replace(legacy, path)

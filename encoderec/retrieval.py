@@ -17,6 +17,11 @@ import numpy as np
 
 from encoderec import data, metrics
 
+# The version of what this module computes: part of the key of every cached or archived result of it. Bump it
+# when a change moves its outputs (tests/test_golden.py fails until you do and re-record); a change that
+# moves nothing (a refactor, a docstring, a speed-up with the same numbers) keeps it, and the archive with it.
+RESULT_VERSION = 1
+
 APPROXIMATE_ABOVE = 100_000  # corpus size from which an HNSW index is used unless exact search is asked for
 TOP_K = 100
 

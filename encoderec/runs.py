@@ -23,7 +23,7 @@ idle, and several of them fill it.
 The run archive (`encoderec.archive`; the paper profile's `archive: true`): every finished run is also kept in
 results/<profile>/runs/, committed, and `execute` / `fit_all` read a run from there before computing anything. A run's
 `identity`: its fields and settings, a hash of its split, its encoder with a hash of the item texts it encodes, and
-the versions of the recommender's code (and, for TIGER, of the semantic-ID code); not the precision a device resolves
+the result versions of the encoding, the semantic IDs (TIGER) and the recommender (`versions`); not the precision a device resolves
 "auto" to (the record says where and in which precision the run was trained).
 
 The notebooks' other units of work are here too, archived the same way, so that the tables of a campaign spread
@@ -57,7 +57,7 @@ from encoderec import tiger as tg
 from encoderec import unisrec as usr
 from encoderec.errors import EncoderecError
 from encoderec.fitting import validation_scores
-from encoderec.io import code_version, read_json, sha256_text
+from encoderec.io import read_json, sha256_text
 from encoderec.precision import check_device
 from encoderec.rqvae import RQVAEConfig
 from encoderec.tables import ID_ONLY
@@ -295,7 +295,7 @@ def tokenization(dataset: str, backbone: str, seed: int, kind: str, texts: list[
     fit_items = np.asarray(fit_items, dtype=np.int64)
     identity = {"kind": "semantic_ids", "dataset": dataset, "tokenizer": kind, "seed": seed, "rqvae": rqvae,
                 "text": store.text_identity(encoder, texts), "fit_items": sha256_text(repr(fit_items.tolist())),
-                "code": {"semantic_ids": code_version("semantic_ids")}}
+                "versions": versions("encoding", "semantic_ids")}
 
     def compute() -> dict[str, Any] | None:
         x = embeddings_of(encoder, model_seed, texts, f"{dataset}:items", cached_only, progress)
@@ -320,7 +320,7 @@ def item_map(dataset: str, backbone: str, seed: int, texts: list[str], backbone_
     tokenization (None when `cached_only` and the embeddings are neither archived as a map nor cached)."""
     encoder, model_seed = backbone_of(backbone, seed)
     identity = {"kind": "umap", "dataset": dataset, "seed": seed, "text": store.text_identity(encoder, texts),
-                "code": {"space": code_version("space")}}
+                "versions": versions("encoding", "space")}
 
     def compute() -> list[list[float]] | None:
         x = embeddings_of(encoder, model_seed, texts, f"{dataset}:items", cached_only, progress=False)
@@ -340,7 +340,7 @@ def retrieval_ranks(task: retrieval.RetrievalTask, encoder: str, model_seed: int
     identity = {"kind": "retrieval", "dataset": task.dataset, "encoder": store.portable_encoder(encoder),
                 "queries": sha256_text(*task.queries), "documents": sha256_text(*task.documents),
                 "targets": sha256_text(repr(np.asarray(task.targets).tolist())),
-                "code": {"retrieval": code_version("retrieval")}}
+                "versions": versions("encoding", "retrieval")}
 
     def compute() -> list[int] | None:
         q = embeddings_of(encoder, model_seed, task.queries, f"{task.dataset}:titles", cached_only)
@@ -502,14 +502,20 @@ def _timed_fit(run: Run, run_inputs: tuple, device: str | None, threads: int | N
 # --------------------------------------------------------------------------- the archive
 
 
+def versions(*computations: str) -> dict[str, int]:
+    """The result versions (each computing module's RESULT_VERSION) of what a unit computes, for its identity."""
+    modules = {"encoding": embeddings, "semantic_ids": semantic_ids, "retrieval": retrieval, "space": space,
+               "unisrec": usr, "tiger": tg}
+    return {name: modules[name].RESULT_VERSION for name in computations}
+
+
 def identity(run: Run, backbone_of: BackboneOf) -> dict[str, Any]:
     """What makes `run` the same run on any machine (see the module docstring)."""
     p = prepared(run)
     text = None if run.backbone is None else store.text_identity(backbone_of(run.backbone, run.seed)[0], p.texts)
-    modules = [run.kind, *(["semantic_ids"] if run.kind == "tiger" else [])]
+    computed = [*(["encoding"] if text else []), *(["semantic_ids"] if run.kind == "tiger" else []), run.kind]
     return ({k: v for k, v in dataclasses.asdict(run).items() if k != "data_dir"}
-            | {"text": text, "split": sha256_text(repr(p.split)),
-               "code": {module: code_version(module) for module in modules}})
+            | {"text": text, "split": sha256_text(repr(p.split)), "versions": versions(*computed)})
 
 
 def _entry(run: Run) -> tuple[str, str, str]:

@@ -13,6 +13,11 @@ import numpy as np
 
 from encoderec import data
 
+# The version of what this module computes: part of the key of every cached or archived result of it. Bump it
+# when a change moves its outputs (tests/test_golden.py fails until you do and re-record); a change that
+# moves nothing (a refactor, a docstring, a speed-up with the same numbers) keeps it, and the archive with it.
+RESULT_VERSION = 1
+
 
 def category_labels(dataset: data.Dataset, max_labels: int = 12) -> list[str]:
     """Each item's top-level category: the first level of the path that varies across the catalogue.

@@ -55,6 +55,11 @@ from encoderec.precision import PRECISIONS, autocast
 from encoderec.semantic_ids import check_codes, group_ids
 
 PAD, END, FIRST_CODE = 0, 1, 2
+# The version of what this module computes: part of the key of every cached or archived result of it. Bump it
+# when a change moves its outputs (tests/test_golden.py fails until you do and re-record); a change that
+# moves nothing (a refactor, a docstring, a speed-up with the same numbers) keeps it, and the archive with it.
+RESULT_VERSION = 1
+
 HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash
 
 
@@ -293,7 +298,7 @@ class Tiger:
 def fit_and_rank(split: Split, ids: Any, config: TigerConfig, cache_dir: str | os.PathLike | None = None,
                  progress: bool = True, cached_only: bool = False) -> dict[str, Any] | None:
     """Fit, then rank the validation and test examples, cached in <cache dir>/tiger/ (`fitting.fit_and_rank`: the
-    key hashes the code, the config without the device, the IDs and the split). The result has the gains of every
+    key hashes RESULT_VERSION, the config without the device, the IDs and the split). The result has the gains of every
     rank beside it ("valid_gains", "test_gains"). `cached_only`: read the cache, train nothing (None if absent)."""
-    return fitting.fit_and_rank(Tiger(config), "tiger", split, (ids,), sha256_array(check_codes(ids)), cache_dir,
+    return fitting.fit_and_rank(Tiger(config), "tiger", RESULT_VERSION, split, (ids,), sha256_array(check_codes(ids)), cache_dir,
                                 progress, cached_only)

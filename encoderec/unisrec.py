@@ -75,6 +75,10 @@ from encoderec.fitting import device_of, precision_of, run_epoch, seeded, train_
 from encoderec.io import sha256_array, sha256_text
 from encoderec.precision import PRECISIONS, autocast
 
+# The version of what this module computes: part of the key of every cached or archived result of it. Bump it
+# when a change moves its outputs (tests/test_golden.py fails until you do and re-record); a change that
+# moves nothing (a refactor, a docstring, a speed-up with the same numbers) keeps it, and the archive with it.
+RESULT_VERSION = 1
 MODES = ("inductive", "transductive", "id")
 TEXT_NORMS = ("none", "scaled", "standard", "whiten")
 
@@ -302,7 +306,7 @@ def fit_and_rank(split: Split, n_items: int, text_embeddings: np.ndarray | None,
                  cache_dir: str | os.PathLike | None = None, progress: bool = True,
                  cached_only: bool = False) -> dict[str, Any] | None:
     """Fit, then rank the validation and test examples, cached in <cache dir>/unisrec/ (`fitting.fit_and_rank`:
-    the key hashes the code, the config without the device, the item count, the text embeddings and the split).
+    the key hashes RESULT_VERSION, the config without the device, the item count, the text embeddings and the split).
     `cached_only`: read the cache, train nothing (None if absent). A run that excludes the history also gives its
     test ranks with the history kept ("test_ranks_history_kept": the reference protocol on the same model)."""
     text_key = "none" if config.mode == "id" or text_embeddings is None else sha256_array(text_embeddings)
@@ -312,7 +316,7 @@ def fit_and_rank(split: Split, n_items: int, text_embeddings: np.ndarray | None,
             return {}
         return {"test_ranks_history_kept": recommender.rank(split.test, exclude_history=False)[0].tolist()}
 
-    return fitting.fit_and_rank(SequentialRecommender(config), "unisrec", split, (n_items, text_embeddings),
+    return fitting.fit_and_rank(SequentialRecommender(config), "unisrec", RESULT_VERSION, split, (n_items, text_embeddings),
                                 sha256_text(text_key, str(n_items)), cache_dir, progress, cached_only,
                                 also=history_kept)
 

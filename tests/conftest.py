@@ -13,6 +13,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from encoderec import paths  # noqa: E402
 
 
+def pytest_addoption(parser):
+    parser.addoption("--record-golden", action="store_true",
+                     help="record the outputs of every computing unit in tests/golden/ (after bumping its version)")
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     """The real data mirror; tests that need it skip with the reason when it is absent."""

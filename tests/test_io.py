@@ -1,9 +1,7 @@
-"""encoderec.io: atomic writes, the cache lock, and the code version that keys every cached run."""
+"""encoderec.io: atomic writes, strict JSON and YAML, and the cache lock."""
 
 import json
 import os
-
-from encoderec.io import code_version
 
 
 def test_outputs_are_written_atomically_with_the_usual_permissions(tmp_path):
@@ -43,24 +41,3 @@ def test_concurrent_runs_compute_a_cache_entry_once(tmp_path):
         w.join(60)
     assert [w.exitcode for w in workers] == [0, 0, 0]
     assert counter.read_text() == "computed\n" and json.loads(path.read_text()) == {"value": 7}
-
-
-def test_code_version_follows_the_modules_a_computation_imports(tmp_path):
-    (tmp_path / "model.py").write_text("from encoderec import data\nfrom encoderec.io import cached_json\n")
-    (tmp_path / "data.py").write_text("def f():\n    from encoderec.metrics import g\n")
-    (tmp_path / "metrics.py").write_text("x = 1\n")
-    (tmp_path / "io.py").write_text("y = 1\n")
-    (tmp_path / "plots.py").write_text("z = 1\n")
-    version = code_version("model", tmp_path)
-    (tmp_path / "plots.py").write_text("z = 2\n")  # not imported by model
-    (tmp_path / "io.py").write_text("y = 2\n")  # infrastructure: does not change a result
-    assert code_version("model", tmp_path) == version
-    (tmp_path / "metrics.py").write_text("x = 2\n")  # imported through data, inside a function
-    assert code_version("model", tmp_path) != version
-
-
-def test_code_version_of_the_real_modules_covers_their_dependencies():
-    from encoderec import paths
-
-    assert code_version("tiger") != code_version("unisrec")
-    assert code_version("tiger", paths.PACKAGE_DIR) == code_version("tiger")

@@ -220,13 +220,13 @@ def test_tokenize_makes_colliding_ids_unique_when_every_group_fits(tmp_path):
     assert np.array_equal(result.unique[:, 0], result.codes[:, 0])
 
 
-def test_a_change_to_the_tokenizer_code_is_a_new_fit(tmp_path, monkeypatch):
+def test_a_new_result_version_of_the_tokenizer_is_a_new_fit(tmp_path, monkeypatch):
     from encoderec import semantic_ids
 
     x = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
     args = (x, np.arange(32), "rkmeans", RQVAEConfig(levels=2, codebook_size=32))
     semantic_ids.tokenize(*args, cache_dir=tmp_path, progress=False)
-    monkeypatch.setattr(semantic_ids, "code_version", lambda module: "the code after an edit")
+    monkeypatch.setattr(semantic_ids, "RESULT_VERSION", 2)
     semantic_ids.tokenize(*args, cache_dir=tmp_path, progress=False)
     codes_files = [p for p in (tmp_path / "semantic_ids").glob("*.json") if not p.name.endswith(".unique.json")]
     assert len(codes_files) == 2

@@ -242,8 +242,8 @@ def test_an_archived_run_is_read_on_a_machine_without_its_caches(rehearsal, monk
 
     other = dataclasses.replace(run, settings={**run.settings, "epochs": 1})
     assert runs.execute(other, backbone_of, cached_only=True, archive=archive)["result"] is None
-    monkeypatch.setattr(runs, "code_version", lambda module: f"changed {module}")
-    assert runs.execute(run, backbone_of, cached_only=True, archive=archive)["result"] is None  # other code
+    monkeypatch.setattr(runs.usr, "RESULT_VERSION", 2)
+    assert runs.execute(run, backbone_of, cached_only=True, archive=archive)["result"] is None  # other results
 
 
 def test_archive_file_names_are_readable_and_tell_encoderec_plus_from_encoderec(tmp_path):
@@ -330,7 +330,7 @@ def test_a_tokenization_and_a_map_are_archived_and_read_back_without_their_encod
     runs.tokenization("Cyc", "TF-IDF", 1, *args[3:], backbone_of, archive=folder, progress=False)  # another seed
     runs.tokenization(*args[:-1], {"codebook_size": 5}, backbone_of, archive=folder, progress=False)
     runs.tokenization(*args[:4], texts[:-1] + ["other"], *args[5:], backbone_of, archive=folder, progress=False)
-    monkeypatch.setattr(runs, "code_version", lambda module: f"changed {module}")
+    monkeypatch.setattr(runs.semantic_ids, "RESULT_VERSION", 2)
     runs.tokenization(*args, backbone_of, archive=folder, progress=False)
     assert len(list(folder.rglob("*.json.gz"))) == archived + 4
     assert runs.tokenization(*args, backbone_of, progress=False)[0].codes.shape == (24, 3)  # no archive: computed

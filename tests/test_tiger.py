@@ -154,13 +154,13 @@ def test_fit_and_rank_is_cached(cyclic, tmp_path):
     assert len(list((tmp_path / "tiger").glob("*.json"))) == 2
 
 
-def test_a_change_to_the_code_is_a_new_run(cyclic, tmp_path, monkeypatch):
-    from encoderec import fitting, tiger
+def test_a_new_result_version_is_a_new_run(cyclic, tmp_path, monkeypatch):
+    from encoderec import tiger
 
     split, ids = cyclic
     config = TigerConfig(**{**TINY, "epochs": 1})
     tiger.fit_and_rank(split, ids, config, cache_dir=tmp_path, progress=False)
-    monkeypatch.setattr(fitting, "code_version", lambda module: "the code after an edit")
+    monkeypatch.setattr(tiger, "RESULT_VERSION", 2)
     tiger.fit_and_rank(split, ids, config, cache_dir=tmp_path, progress=False)
     assert len(list((tmp_path / "tiger").glob("*.json"))) == 2
 

@@ -223,13 +223,13 @@ def test_fit_and_rank_is_cached_whatever_the_device_setting(cyclic, tmp_path):
     assert len(list((tmp_path / "unisrec").glob("*.json"))) == 2  # other embeddings, another run
 
 
-def test_a_change_to_the_code_is_a_new_run(cyclic, tmp_path, monkeypatch):
-    from encoderec import fitting, unisrec
+def test_a_new_result_version_is_a_new_run(cyclic, tmp_path, monkeypatch):
+    from encoderec import unisrec
 
     split, text = cyclic
     config = UniSRecConfig(**{**TINY, "epochs": 1})
     unisrec.fit_and_rank(split, N_ITEMS, text, config, cache_dir=tmp_path, progress=False)
-    monkeypatch.setattr(fitting, "code_version", lambda module: "the code after an edit")
+    monkeypatch.setattr(unisrec, "RESULT_VERSION", 2)
     unisrec.fit_and_rank(split, N_ITEMS, text, config, cache_dir=tmp_path, progress=False)
     assert len(list((tmp_path / "unisrec").glob("*.json"))) == 2
 
