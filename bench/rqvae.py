@@ -24,12 +24,13 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from encoderec import embeddings, precision  # noqa: E402
-from encoderec.collisions import collision_report  # noqa: E402
-from encoderec.data import TextView, load_dataset  # noqa: E402
-from encoderec.errors import EncoderecError  # noqa: E402
-from encoderec.rqvae import RQVAE, ResidualKMeans, RQVAEConfig  # noqa: E402
-from encoderec.semantic_ids import collision_free_last_level, with_dedup_code  # noqa: E402
+from encoderec.core import precision  # noqa: E402
+from encoderec.core.errors import EncoderecError  # noqa: E402
+from encoderec.data.dataset import TextView, load_dataset  # noqa: E402
+from encoderec.models import embeddings
+from encoderec.models.collisions import collision_report  # noqa: E402
+from encoderec.models.rqvae import RQVAE, ResidualKMeans, RQVAEConfig  # noqa: E402
+from encoderec.models.semantic_ids import collision_free_last_level, with_dedup_code  # noqa: E402
 
 
 def timed(run):

@@ -5,7 +5,7 @@
     .venv/bin/python bench/tiger.py --precision-only [--settings '{"layers": 2}'] [--dataset Scientific]
 
 Semantic IDs: the backbone's item embeddings (cached), RQ-VAE fitted on the training items (cached by
-encoderec.semantic_ids.tokenize) plus TIGER's 4th code. Then, in this process:
+encoderec.models.semantic_ids.tokenize) plus TIGER's 4th code. Then, in this process:
 
 1. training: TigerConfig() (4 + 4 layers, d_model 128) on every training prefix for --minutes of wall time
    (TigerConfig.max_minutes: whole epochs, at least one), reporting training examples per second;
@@ -37,8 +37,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from encoderec import data, embeddings, metrics, semantic_ids  # noqa: E402
-from encoderec.tiger import Tiger, TigerConfig  # noqa: E402
+from encoderec.data import dataset as data
+from encoderec.models import (
+    embeddings,
+    metrics,
+    semantic_ids,  # noqa: E402
+)
+from encoderec.models.tiger import Tiger, TigerConfig  # noqa: E402
 
 
 def peak_rss_mib() -> float:

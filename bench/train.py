@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/train.py [--dataset Scientific] [--data-dir DIR] [--limit N] [--max-seq-length 128]
 
-Runs one epoch of encoderec.trainer's training loop (all-MiniLM-L6-v2, the dataset's training pairs,
+Runs one epoch of encoderec.models.trainer's training loop (all-MiniLM-L6-v2, the dataset's training pairs,
 no held-out evaluation, no checkpoints) twice, each in its own subprocess so that the peak RSS
 (getrusage ru_maxrss) belongs to that variant alone:
 
@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the backbone resolves to a local
 
 import torch  # noqa: E402
 
-from encoderec.trainer import TrainConfig, build_trainer, training_pairs  # noqa: E402
+from encoderec.models.trainer import TrainConfig, build_trainer, training_pairs  # noqa: E402
 
 VARIANTS = {
     "gradcache": {"batch_size": 512, "mini_batch_size": 32, "precision": "fp32"},

@@ -23,8 +23,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from encoderec import data, embeddings, metrics  # noqa: E402
-from encoderec.unisrec import SequentialRecommender, UniSRecConfig  # noqa: E402
+from encoderec.data import dataset as data
+from encoderec.models import (
+    embeddings,
+    metrics,  # noqa: E402
+)
+from encoderec.models.unisrec import SequentialRecommender, UniSRecConfig  # noqa: E402
 
 
 def peak_rss_mib() -> float:

@@ -11,21 +11,23 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from encoderec.errors import EncoderecError
-
-ID_ONLY = "id"  # fit --backbone's name for the ID-only SASRec, the run without a text backbone
+from encoderec.core.errors import EncoderecError
+from encoderec.pipeline.registry import ID_ONLY_ARGUMENT
 
 
 def _cmd_stats(args: argparse.Namespace) -> None:
-    from encoderec import data
+    from encoderec.data import dataset as data
 
     print(json.dumps(data.stats(data.load_dataset(args.name, args.data_dir))))
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
-    from encoderec import convert, data, paths
+    from encoderec.core import paths
+    from encoderec.data import convert
+    from encoderec.data import dataset as data
 
     dataset = convert.convert_release(
         args.release, args.reviews, args.meta, args.name, paths.data_dir(args.data_dir), min_count=args.min_count
@@ -34,7 +36,9 @@ def _cmd_convert(args: argparse.Namespace) -> None:
 
 
 def _cmd_download(args: argparse.Namespace) -> None:
-    from encoderec import convert, data, paths
+    from encoderec.core import paths
+    from encoderec.data import convert
+    from encoderec.data import dataset as data
 
     dataset = convert.download(
         args.category,
@@ -48,15 +52,17 @@ def _cmd_download(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from encoderec import runner
+    from encoderec.report import runner
 
     summary = runner.run_report(args.profile, only=args.only, data_dir=args.data_dir, force=args.force,
-                                 part=args.part, from_archive=args.from_archive)
+                                 part=args.part, read_only=args.read_only)
     print(summary)
 
 
 def _cmd_fit(args: argparse.Namespace) -> None:
-    from encoderec import report, runner, runs
+    from encoderec.pipeline import registry, runs
+    from encoderec.pipeline.policy import Policy
+    from encoderec.report import runner
 
     started = time.perf_counter()
     parts = [runner.part_parameters(args.profile, part, args.data_dir) for part in args.part]
@@ -66,11 +72,12 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         planned = _of_backbones(planned, args.backbone)
     notebook, params = parts[0]
     # the profile's models and archive (any part's); a listing counts a model 01_encoderec has not trained as pending
-    profile_run = report.start(notebook, {**params, "archive_only": args.list}, params["output_root"])
-    backbone_of, archive = profile_run.backbone, profile_run.archive
+    results = Path(params["output_root"]) / "results" / args.profile
+    backbone_of = registry.of_profile(args.profile, results, read_only=args.list).encoder
+    archive = results / "runs" if params.get("archive") else None
     if args.list:  # what a resumed campaign still has to train; reads the archive and caches, computes nothing
         for part, run in planned:
-            record = runs.execute(run, backbone_of, args.device, cached_only=True, archive=archive)
+            record = runs.execute(run, backbone_of, args.device, Policy(archive, read_only=True))
             print(f"{part}: {runs.describe(record)}")
         return
     _check_models(planned, backbone_of)
@@ -88,7 +95,7 @@ def _check_models(planned: list[tuple[str, Any]], backbone_of: Any) -> None:
     """Fail before anything is trained when a run needs an EncodeRec model that 01_encoderec has not trained,
     naming the backbones whose runs can train now."""
     backbones = _backbone_names(planned)
-    errors = {name: error for name in backbones if name != ID_ONLY and (error := _model_error(name, backbone_of))}
+    errors = {name: error for name in backbones if name != ID_ONLY_ARGUMENT and (error := _model_error(name, backbone_of))}
     if errors:
         ready = [name for name in backbones if name not in errors]
         hint = f"; or train the other runs now with {' '.join(f'--backbone {b}' for b in ready)}" if ready else ""
@@ -120,11 +127,12 @@ def _backbone_names(planned: list[tuple[str, Any]]) -> list[str]:
 
 
 def _backbone_name(run: Any) -> str:
-    return ID_ONLY if run.backbone is None else run.backbone
+    return ID_ONLY_ARGUMENT if run.backbone is None else run.backbone
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from encoderec import data, export
+    from encoderec.data import dataset as data
+    from encoderec.pipeline import export
 
     dataset = data.load_dataset(args.dataset, args.data_dir)
     options = {"profile": args.profile, "seed": args.seed, "device": args.device}
@@ -140,7 +148,7 @@ def _rqvae_config(text: str | None, seed: int) -> Any:
     """RQVAEConfig from --rqvae's YAML fields (and --seed); anything else is a one-line error naming the flag."""
     import yaml
 
-    from encoderec.rqvae import RQVAEConfig
+    from encoderec.models.rqvae import RQVAEConfig
 
     try:
         fields = yaml.safe_load(text) if text else {}
@@ -152,7 +160,7 @@ def _rqvae_config(text: str | None, seed: int) -> Any:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from encoderec import trainer
+    from encoderec.models import trainer
 
     cfg = trainer.load_config(args.config)
     final = trainer.train(cfg, data_dir=args.data_dir, output_dir=args.output_dir)
@@ -193,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", help="run only this notebook (e.g. 00_data); repeatable")
     p.add_argument("--part", help="run one part of the profile (its `parts:`): a notebook on a slice of its work")
     p.add_argument("--force", action="store_true", help="re-run notebooks even when their inputs are unchanged")
-    p.add_argument("--from-archive", action="store_true",
+    p.add_argument("--read-only", action="store_true",
                    help="compute nothing: every model, run, tokenization and ranking from the profile's archive (or "
                         "this machine's caches), the rest listed as pending; a campaign's tables in minutes")
     p.set_defaults(func=_cmd_report)
@@ -208,13 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--setting", action="append", help="only the runs of this setting of 04_unisrec's ablation "
                    "(a label under the profile's `ablation: settings`); repeatable")
     p.add_argument("--backbone", action="append", help=f"only the runs of this backbone (tfidf-svd, EncodeRec-110M, "
-                   f"...; {ID_ONLY} for the ID-only SASRec); repeatable")
+                   f"...; {ID_ONLY_ARGUMENT} for the ID-only SASRec); repeatable")
     p.add_argument("--list", action="store_true", help="list the parts' runs, each finished (read from the run "
                    "cache) or pending, and train nothing")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("export", parents=[common], help="write a catalogue's item embeddings or semantic-ID table "
-                       "as Parquet, with provenance (see encoderec.export)")
+                       "as Parquet, with provenance (see encoderec.pipeline.export)")
     p.add_argument("what", choices=["embeddings", "semantic-ids"])
     p.add_argument("dataset", help="a catalogue in the data layout (a folder name under --data-dir)")
     p.add_argument("--model", required=True, help="an encoder alias, folder or Hugging Face id, a baseline "
@@ -228,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("train", parents=[common], help="fine-tune an encoder (works under torchrun); prints its path")
-    p.add_argument("config", help="YAML file of TrainConfig fields (see encoderec.trainer)")
+    p.add_argument("config", help="YAML file of TrainConfig fields (see encoderec.models.trainer)")
     p.add_argument("--output-dir", help="run folder (default: <cache>/encoderec/<name>-<config fingerprint>)")
     p.set_defaults(func=_cmd_train)
     return parser

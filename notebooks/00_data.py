@@ -25,25 +25,27 @@
 # separated by any encoder, so they bound every collision analysis.
 
 # %% tags=["parameters"]
-profile = "default"
+profile = "default"  # the profile whose settings this notebook runs with (params/<profile>.yaml)
+parameters = {}  # settings over the profile's: fields of encoderec.pipeline.parameters.Data
 data_dir = None
 output_root = None
-datasets = ["Scientific", "Office", "Beauty", "Toys", "Industrial2018", "Office2018"]
-tokenizer_backbone = "all-MiniLM-L6-v2"
 
 # %%
-import numpy as np
 import pandas as pd
 from IPython.display import HTML, display
 from transformers import AutoTokenizer
 
-from encoderec import data, plots, report
-from encoderec.embeddings import resolve_backbone
+from encoderec.data import dataset as data
+from encoderec.data import describe
+from encoderec.models.embeddings import resolve_backbone
+from encoderec.pipeline import parameters as schema
+from encoderec.report import notebook, plots
 
+# %%
 plots.setup_notebook()
-run = report.start("00_data", dict(profile=profile, datasets=datasets, tokenizer_backbone=tokenizer_backbone),
-                   output_root)
-loaded = {name: data.load_dataset(name, data_dir) for name in datasets}
+p = schema.of("00_data", profile, parameters)
+run = notebook.start("00_data", p, output_root, profile)
+loaded = {name: data.load_dataset(name, data_dir) for name in p.datasets}
 
 # %% [markdown]
 # ## Statistics
@@ -77,16 +79,7 @@ run.figure(plots.distribution(lengths[lengths["sequence length"] <= 60], "sequen
 
 # %%
 popularity = {n: data.item_popularity(ds) for n, ds in with_inter.items()}
-popularity_summary = pd.DataFrame(
-    {
-        n: {
-            "gini": data.gini(c),
-            "top 10% items' share of interactions": float(np.sort(c)[::-1][: max(1, len(c) // 10)].sum() / sum(c)),
-            "items with 5 interactions or fewer": float(np.mean(np.asarray(c) <= 5)),
-        }
-        for n, c in popularity.items()
-    }
-).T
+popularity_summary = describe.popularity_summary(popularity)
 display(popularity_summary.round(3))
 run.figure(plots.rank_curve(popularity, "Item popularity (rank / frequency)", "item rank", "interactions"),
            "data_item_popularity")
@@ -98,22 +91,13 @@ run.figure(plots.rank_curve(popularity, "Item popularity (rank / frequency)", "i
 # `max_seq_length` is the share of documents the encoder truncates.
 
 # %%
-tokenizer = AutoTokenizer.from_pretrained(str(resolve_backbone(tokenizer_backbone)))
+tokenizer = AutoTokenizer.from_pretrained(str(resolve_backbone(p.tokenizer_backbone)))
 max_tokens = min(tokenizer.model_max_length, 256)
-view = data.TextView()
-token_rows = []
-for name, ds in loaded.items():
-    for field_name, texts in (("title", view.queries(ds)), ("document", view.documents(ds))):
-        counts = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-        token_rows += [(name, field_name, c) for c in counts]
-tokens = pd.DataFrame(token_rows, columns=["dataset", "text", "tokens"])
-text_summary = tokens.groupby(["dataset", "text"])["tokens"].agg(
-    median="median", p90=lambda s: s.quantile(0.9), empty=lambda s: float((s == 0).mean()),
-    truncated=lambda s: float((s > max_tokens).mean()),
-)
+tokens = describe.token_lengths(loaded, tokenizer)
+text_summary = describe.length_summary(tokens, max_tokens)
 display(text_summary.round(3))
 run.figure(plots.distribution(tokens[tokens["text"] == "document"], "tokens", "dataset",
-                              f"Document length in {tokenizer_backbone} word pieces (truncated at {max_tokens})",
+                              f"Document length in {p.tokenizer_backbone} word pieces (truncated at {max_tokens})",
                               log_y=False), "data_document_tokens")
 
 # %% [markdown]

@@ -38,18 +38,10 @@
 # RQ-VAE (`rqvae`) and residual k-means (`rkmeans`, no network). Fitted IDs are cached and reused by `05_tiger`.
 
 # %% tags=["parameters"]
-profile = "default"
+profile = "default"  # the profile whose settings this notebook runs with (params/<profile>.yaml)
+parameters = {}  # settings over the profile's: fields of encoderec.pipeline.parameters.SemanticIds
 data_dir = None
 output_root = None
-datasets = ["Scientific", "Office", "Beauty", "Toys"]
-backbones = ["tfidf-svd", "all-MiniLM-L6-v2", "EncodeRec-22M"]
-tokenizers = ["rqvae", "rkmeans"]
-seeds = [0]
-rqvae = {}  # RQVAEConfig fields to change, e.g. {"epochs": 50}; TIGER's settings otherwise
-max_items = None  # a seeded sample of each catalogue (smoke tests); None: every item
-map_dataset = "Scientific"
-archive = False  # keep every tokenization and map in results/<profile>/runs/ too, read them from there first (runs.py)
-archive_only = False  # compute nothing: read every unit from the archive or the caches, list the rest as pending
 
 # %%
 import numpy as np
@@ -57,15 +49,17 @@ import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import collisions, data, plots, report, runs, semantic_ids, summary, tables
-from encoderec.rqvae import RQVAEConfig
+from encoderec.models import collisions
+from encoderec.models.rqvae import RQVAEConfig
+from encoderec.pipeline import parameters as schema
+from encoderec.pipeline import runs
+from encoderec.report import notebook, plots, summary, tables
 
+# %%
 plots.setup_notebook()
-run = report.start("03_semantic_ids", dict(profile=profile, datasets=datasets, backbones=backbones,
-                                           tokenizers=tokenizers, seeds=seeds, rqvae=rqvae, max_items=max_items,
-                                           map_dataset=map_dataset, archive=archive, archive_only=archive_only),
-                    output_root)
-print(RQVAEConfig(**rqvae))
+p = schema.of("03_semantic_ids", profile, parameters)
+run = notebook.start("03_semantic_ids", p, output_root, profile)
+print(RQVAEConfig(**p.rqvae))
 
 # %% [markdown]
 # ## The catalogues
@@ -74,20 +68,10 @@ print(RQVAEConfig(**rqvae))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-catalogues = {}
-for name in datasets:
-    ds = data.load_dataset(name, data_dir)
-    items = np.arange(len(ds.items))
-    if max_items and max_items < len(items):
-        items = np.sort(np.random.default_rng(0).choice(items, max_items, replace=False))
-    train = np.flatnonzero(np.isin(items, data.training_items(ds)))  # positions within `items`
-    texts = data.TextView().full(ds)
-    catalogues[name] = {"dataset": ds, "items": items, "fit_items": train, "texts": [texts[i] for i in items]}
-
+catalogues = {name: runs.catalogue(name, data_dir, p.max_items) for name in p.datasets}
 catalogue_table = pd.DataFrame([{
-    "dataset": name, "items": len(c["items"]), "fit (training) items": len(c["fit_items"]),
-    "distinct texts": len(set(c["texts"])),
-    "items sharing their text": len(c["texts"]) - len(set(c["texts"])),
+    "dataset": name, "items": len(c.items), "fit (training) items": len(c.fit_items),
+    "distinct texts": len(set(c.texts)), "items sharing their text": len(c.texts) - len(set(c.texts)),
 } for name, c in catalogues.items()])
 print(catalogue_table.to_string(index=False))
 
@@ -98,31 +82,9 @@ print(catalogue_table.to_string(index=False))
 # read from there first: a campaign spread over sessions encodes each catalogue with each model once.
 
 # %%
-rows, ids, pending = [], {}, []
-for name, cat in catalogues.items():
-    for backbone in backbones:
-        for seed in seeds:
-            config = RQVAEConfig(**{**rqvae, "seed": seed})
-            for kind in tokenizers:
-                result, model_seed = runs.tokenization(name, backbone, seed, kind, cat["texts"], cat["fit_items"],
-                                                       rqvae, run.backbone, archive=run.archive,
-                                                       cached_only=archive_only)
-                if result is None:
-                    pending.append({"dataset": name, "backbone": backbone, "tokenizer": kind, "seed": seed})
-                    continue
-                ids[(name, backbone, kind, seed)] = result
-                info = result.info
-                rows.append({
-                    "dataset": name, "backbone": backbone, "tokenizer": kind, "seed": seed, "model seed": model_seed,
-                    **collisions.collision_report(result.codes, cat["texts"], codebook_size=config.codebook_size,
-                                                  reconstruction_error=info["relative_reconstruction_error"]),
-                    "fit_items": info["fit_items"], "fit_seconds": info["fit_seconds"],
-                    "hungarian_possible": info["hungarian"]["possible"],
-                    "hungarian_changed": info["hungarian"].get("changed"),
-                    "max_4th_code": int(semantic_ids.with_dedup_code(result.codes)[:, -1].max()),
-                })
-table = pd.DataFrame(rows)
-display(pd.DataFrame(pending))  # with `archive_only`: neither archived nor cached
+table, ids, pending = tables.tokenizations(catalogues, p.backbones, p.tokenizers, p.seeds, p.rqvae, run.models,
+                                           run.policy)
+display(pending)  # when read only: neither archived nor cached
 print(f"{len(table)} tokenizations, {table.fit_seconds.sum():.0f} s of fitting (for cached IDs, the time of the "
       "run that made them)")
 
@@ -153,7 +115,7 @@ print(collision_table.to_string(index=False))
 # with identical text may share an ID.
 
 # %%
-verdict_table = pd.DataFrame(collisions.elimination(table, {b: run.base_encoder(b) for b in backbones}))
+verdict_table = pd.DataFrame(collisions.elimination(table, {b: run.models.base_encoder(b) for b in p.backbones}))
 display(verdict_table.round(4))
 verdict, statement = summary.collision_verdict({"verdict": verdict_table.to_dict(orient="records")})
 print(f"Claim 'EncodeRec eliminates Semantic ID collisions entirely': {verdict.upper()}. {statement}")
@@ -182,17 +144,17 @@ usage = table.melt(id_vars=KEYS + ["seed"], value_vars=[f"usage@{level}" for lev
 usage["level"] = usage["level"].str.removeprefix("usage@")
 fig = px.bar(usage.groupby(KEYS + ["level"], sort=False, as_index=False)["codebook usage"].mean(), x="level",
              y="codebook usage", color="backbone", barmode="group", facet_col="tokenizer", facet_row="dataset",
-             height=220 * len(datasets), title="Share of each level's codes used by at least one item")
+             height=220 * len(p.datasets), title="Share of each level's codes used by at least one item")
 run.figure(fig, "codebook_usage").show()
 
 # %%
 sizes = []
 for (name, backbone, kind, seed), result in ids.items():
-    if kind == "rqvae" and seed == seeds[0] and name == map_dataset:
+    if kind == "rqvae" and seed == p.seeds[0] and name == p.map_dataset:
         for size, count in zip(*np.unique(collisions.group_sizes(result.codes), return_counts=True)):
             sizes.append({"backbone": backbone, "items sharing an ID": int(size), "IDs": int(count)})
 fig = px.bar(pd.DataFrame(sizes), x="items sharing an ID", y="IDs", color="backbone", barmode="group", log_y=True,
-             title=f"{map_dataset}, RQ-VAE seed {seeds[0]}: how many IDs are shared by 1, 2, 3, ... items")
+             title=f"{p.map_dataset}, RQ-VAE seed {p.seeds[0]}: how many IDs are shared by 1, 2, 3, ... items")
 run.figure(fig, "group_sizes").show()
 
 # %% [markdown]
@@ -201,21 +163,19 @@ run.figure(fig, "group_sizes").show()
 # most frequent codes, the rest grey as "other"). A good first level splits the map into contiguous regions.
 
 # %%
-cat = catalogues[map_dataset]
-titles = [data.clean_text(cat["dataset"].items[i]["title"]) for i in cat["items"]]
-for backbone in backbones:
-    coordinates = runs.item_map(map_dataset, backbone, seeds[0], cat["texts"], run.backbone, archive=run.archive,
-                                cached_only=archive_only)
-    if coordinates is None or (map_dataset, backbone, "rqvae", seeds[0]) not in ids:
+cat, seed = catalogues[p.map_dataset], p.seeds[0]
+for backbone in [b for b in p.backbones if (p.map_dataset, b, "rqvae", seed) in ids]:
+    coordinates = runs.item_map(p.map_dataset, backbone, seed, cat.texts, run.models.encoder, run.policy)
+    if coordinates is None:
         continue
-    first = ids[(map_dataset, backbone, "rqvae", seeds[0])].codes[:, 0]
+    first = ids[(p.map_dataset, backbone, "rqvae", seed)].codes[:, 0]
     top = set(pd.Series(first).value_counts().index[:11])
     labels = [f"code {c:03d}" if c in top else "other" for c in first]
-    fig = plots.embedding_map(coordinates, labels, titles,
-                              f"{map_dataset}: {backbone}, coloured by first RQ-VAE code")
-    run.figure(fig, f"umap_first_code_{map_dataset}_{backbone}").show()
+    fig = plots.embedding_map(coordinates, labels, cat.titles, f"{p.map_dataset}: {backbone}, coloured by first "
+                              "RQ-VAE code")
+    run.figure(fig, f"umap_first_code_{p.map_dataset}_{backbone}").show()
 
 # %%
 run.save("collisions", table, summary=collision_table.to_dict(orient="records"),
-         verdict=verdict_table.to_dict(orient="records"), claim=statement, pending=pending,
-         catalogues=catalogue_table.to_dict(orient="records"), rqvae_config=vars(RQVAEConfig(**rqvae)))
+         verdict=verdict_table.to_dict(orient="records"), claim=statement, pending=pending.to_dict(orient="records"),
+         catalogues=catalogue_table.to_dict(orient="records"), rqvae_config=vars(RQVAEConfig(**p.rqvae)))

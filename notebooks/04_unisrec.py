@@ -29,66 +29,52 @@
 # NDCG@10. Every trained run is cached; a re-run reads it back.
 
 # %% tags=["parameters"]
-profile = "default"
+profile = "default"  # the profile whose settings this notebook runs with (params/<profile>.yaml)
+parameters = {}  # settings over the profile's: fields of encoderec.pipeline.parameters.UniSRec
 data_dir = None
 output_root = None
-datasets = ["Scientific"]
-backbones = ["all-MiniLM-L6-v2", "EncodeRec-22M"]
-modes = ["inductive"]  # also "transductive" (text + item ID)
-id_baseline = False
-seeds = [0]
-unisrec = {"epochs": 12, "patience": 3, "text_norm": "scaled"}  # UniSRecConfig fields to change (text_norm: issue 18)
-dataset_unisrec = {}  # dataset -> UniSRecConfig fields changed for that dataset only (on top of `unisrec`)
-# the ablation (issue 18): {datasets, backbones, id_baseline, seeds, settings: {label: UniSRecConfig fields on top
-# of `unisrec`}}, inductive runs of every backbone under every named setting, on those of its datasets and seeds
-# that are also the notebook's; {}: none
-ablation = {}
-gpu_datasets = []  # datasets whose runs the GPU set trains (`make gpu-set`): read from the run cache, never trained here
-archive = False  # keep every finished run in results/<profile>/runs/ too, read it from there first (runs.py)
-archive_only = False  # compute nothing: read every unit from the archive or the caches, list the rest as pending
-max_items = None  # only the most popular items and the users left with 3 of them (smoke tests); None: all
-max_users = None  # a seeded sample of users and their items only (smoke tests); None: every user
 
 # %%
 import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import data, metrics, paper, plots, report, runs, space, tables
-from encoderec import unisrec as usr
+from encoderec.data import dataset as data
+from encoderec.models import unisrec as usr
+from encoderec.pipeline import parameters as schema
+from encoderec.pipeline import runs
+from encoderec.report import notebook, paper, plots, tables
 
+# %%
 plots.setup_notebook()
-parameters = dict(datasets=datasets, backbones=backbones, modes=modes, id_baseline=id_baseline, seeds=seeds,
-                  unisrec=unisrec, dataset_unisrec=dataset_unisrec, ablation=ablation, data_dir=data_dir,
-                  max_items=max_items, max_users=max_users)
-run = report.start("04_unisrec", dict(profile=profile, gpu_datasets=gpu_datasets, archive=archive,
-                                  archive_only=archive_only, **parameters), output_root)
-departures = tables.dataset_departures(usr.UniSRecConfig, unisrec, dataset_unisrec, datasets)
+p = schema.of("04_unisrec", profile, parameters)
+run = notebook.start("04_unisrec", p, output_root, profile)
+departures = tables.dataset_departures(usr.UniSRecConfig, p.unisrec, p.dataset_unisrec, p.datasets)
 display(departures)  # where this profile departs from UniSRec's settings
 
 # %% [markdown]
 # ## Data
 
 # %%
-prepared = {name: runs.prepare(name, data_dir, max_items, max_users) for name in datasets}
-data_table = pd.DataFrame([{"dataset": n, "items": len(p.dataset.items), "users": len(p.split.test),
-                            "training prefixes": len(data.prefix_examples(p.split.train))}
-                           for n, p in prepared.items()])
+prepared = {name: runs.prepare(name, data_dir, p.max_items, p.max_users) for name in p.datasets}
+data_table = pd.DataFrame([{"dataset": n, "items": len(d.dataset.items), "users": len(d.split.test),
+                            "training prefixes": len(data.prefix_examples(d.split.train))}
+                           for n, d in prepared.items()])
 display(data_table)
 
 # %% [markdown]
 # ## Train and rank
-# One run per dataset × model × mode × seed (`encoderec.runs`). For seed *s*, an EncodeRec backbone is the model
-# trained with seed *s* in `01_encoderec` when there is one. The runs of `gpu_datasets` are only read from the run
-# cache, where the GPU set (`make gpu-set`) puts them; those not there yet are listed as pending.
+# One run per dataset × model × mode × seed (`encoderec.pipeline.runs`). For seed *s*, an EncodeRec backbone is the model
+# trained with seed *s* in `01_encoderec` when there is one. The runs of the `read_only` datasets are only read from
+# the run cache, where the GPU set (`make gpu-set`) puts them; those not there yet are listed as pending.
 # With `archive` (the paper profile), every finished run is also kept in `results/<profile>/runs/`, committed, and
 # read from there first: the runs of a campaign trained on other machines and in other sessions are read without
 # their encoders, embeddings or semantic IDs.
 
 # %%
-records = [runs.execute(r, run.backbone, cached_only=archive_only or r.dataset in gpu_datasets, archive=run.archive)
-           for r in runs.unisrec_plan(datasets, backbones, modes, id_baseline, seeds, unisrec, dataset_unisrec,
-                                      data_dir=data_dir, max_items=max_items, max_users=max_users)]
+plan = runs.unisrec_plan(p.datasets, p.backbones, p.modes, p.id_baseline, p.seeds, p.unisrec, p.dataset_unisrec,
+                         data_dir=data_dir, max_items=p.max_items, max_users=p.max_users)
+records = [runs.execute(r, run.models.encoder, policy=run.policy) for r in plan]
 for r in records:
     print(runs.describe(r))
 finished, pending = tables.finished_and_pending(records)
@@ -110,28 +96,22 @@ print(table2.to_string(index=False))
 # other baselines").
 
 # %%
-base_of = {model: run.base_encoder(model) for model in backbones}
-comparison = pd.DataFrame(tables.compare(per_user, base_of)).rename(columns={"variant": "mode"})
-baselines = pd.DataFrame(tables.compare(tables.in_every_variant(per_user, tables.ID_ONLY),  # SASRec: every mode's
-                                        tables.against_every_baseline(per_user, base_of))).rename(
-    columns={"variant": "mode"})
-display(baselines.round(4))
-display(comparison.round(4))
+compared = tables.comparisons(per_user, run.models, "mode")
+display(compared["baselines"].round(4))
+display(compared["base"].round(4))
 
 # %% [markdown]
 # The larger EncodeRec against the smaller one (the paper's scale claim), compared the same way.
 
 # %%
-scaling = pd.DataFrame(tables.compare(per_user, tables.LARGER_THAN)).rename(columns={"variant": "mode"})
-display(scaling.round(4))
+display(compared["scale"].round(4))
 
 # %% [markdown]
 # EncodeRec+ (our extension: the same recipe with next-item pairs of the training sequences mixed in) against
 # EncodeRec-22M, compared the same way, where the profile trains it.
 
 # %%
-plus = pd.DataFrame(tables.compare(per_user, tables.PLUS_OF)).rename(columns={"variant": "mode"})
-display(plus.round(4) if len(plus) else "no EncodeRec+ in this profile")
+display(compared["plus"].round(4) if len(compared["plus"]) else "no EncodeRec+ in this profile")
 
 # %% [markdown]
 # ## The ablation's runs
@@ -139,31 +119,23 @@ display(plus.round(4) if len(plus) else "no EncodeRec+ in this profile")
 # reads some of them.
 
 # %%
-ablation_plan = runs.ablation_plan(ablation, unisrec, dataset_unisrec, datasets, seeds, data_dir=data_dir,
-                                   max_items=max_items, max_users=max_users)
-ablation_records = [{"setting": label} | runs.execute(r, run.backbone, cached_only=archive_only or r.dataset in
-                                                      gpu_datasets, archive=run.archive) for label, r in ablation_plan]
+ablation_plan = runs.ablation_plan(p.ablation, p.unisrec, p.dataset_unisrec, p.datasets, p.seeds, data_dir=data_dir,
+                                   max_items=p.max_items, max_users=p.max_users)
+ablation_records = [{"setting": label} | runs.execute(r, run.models.encoder, policy=run.policy)
+                    for label, r in ablation_plan]
 ablation_finished, ablation_pending = tables.finished_and_pending(ablation_records)
 display(ablation_pending)
-reference_setting = next(iter(ablation.get("settings", {})), None)
+reference_setting = next(iter(p.ablation.get("settings", {})), None)
+empty = pd.DataFrame()
+ablation_table, ablation_gaps, ablation_effects = (tables.ablation(ablation_finished, reference_setting)
+                                                   if ablation_finished else (empty, empty, empty))
 
-
-backbone_space = {(name, b): x for name in sorted({r.dataset for _, r in ablation_plan}) for b in ablation["backbones"]
-                  if (x := runs.text_embeddings(name, b, run.backbone, data_dir, max_items, max_users,
-                                                cached_only=archive_only)) is not None}
-# the training-free last-item neighbour recommender's per-user values, by (dataset, backbone, normalisation, seed)
-untrained = {(name, b, how, 0): metrics.per_query(space.last_item_ranks(usr.normalise_text(x, how),
-                                                                        prepared[name].split.test))
-             for (name, b), x in backbone_space.items() for how in ("none", "whiten")}
-shape = pd.DataFrame([{"dataset": name, "model": b, **space.anisotropy(x),
-                       **{f"last-item kNN NDCG@10, {how}": untrained[(name, b, how, 0)]["NDCG@10"].mean()
-                          for how in ("none", "whiten")}} for (name, b), x in backbone_space.items()])
-untrained_gaps = pd.DataFrame(metrics.against_base(untrained, {b: "tfidf-svd" for b in ablation.get("backbones", [])
-                                                               if b != "tfidf-svd"}))
-if ablation_finished:
-    ablation_table, ablation_gaps, ablation_effects = tables.ablation(ablation_finished, reference_setting)
-else:
-    ablation_table = ablation_gaps = ablation_effects = pd.DataFrame()
+# %%
+# the ablation's backbones without training: their embeddings' shape and the last-item neighbour recommender
+spaces = {(name, b): x for name in sorted({r.dataset for _, r in ablation_plan}) for b in p.ablation["backbones"]
+          if (x := runs.text_embeddings(name, b, run.models.encoder, data_dir, p.max_items, p.max_users,
+                                        run.policy)) is not None}
+shape, untrained_gaps = tables.training_free(spaces, {name: d.split for name, d in prepared.items()})
 
 # %% [markdown]
 # ## Our protocol and the reference protocol, beside the UniSRec paper
@@ -182,7 +154,7 @@ else:
 # with the history kept in its early stopping too is the reference protocol all the way.
 
 # %%
-protocol_settings = [label for label, changes in ablation.get("settings", {}).items()
+protocol_settings = [label for label, changes in p.ablation.get("settings", {}).items()
                      if set(changes or {}) <= {"exclude_history"}]
 metric_columns = {f"{m}@{k}": f"{m}@{k}" for k in (10, 50) for m in ("Recall", "NDCG")}
 protocols = tables.under_protocols(finished + [r for r in ablation_finished if r["setting"] in protocol_settings],
@@ -247,7 +219,7 @@ display(ablation_effects.round(4))
 # Validation NDCG@10 after each epoch (seed of the first run); the kept weights are those of the best epoch.
 
 # %%
-curves = tables.learning_curves(finished, lambda r: f"{r['model']} ({r['mode']})", seeds[0])
+curves = tables.learning_curves(finished, lambda r: f"{r['model']} ({r['mode']})", p.seeds[0])
 if len(curves):
     fig = px.line(curves, x="epoch", y="valid NDCG@10", color="run", facet_col="dataset",
                   title="UniSRec: validation NDCG@10 by epoch")
@@ -264,15 +236,12 @@ else:
 display(paper.wide("2"))
 
 # %%
-run.save("unisrec", table, departures=departures.to_dict(orient="records"), pending=pending.to_dict(orient="records"),
-         table2=table2.to_dict(orient="records"), comparison=comparison.to_dict(orient="records"),
-         baselines=baselines.to_dict(orient="records"),
-         scaling=scaling.to_dict(orient="records"), plus=plus.to_dict(orient="records"),
-         data=data_table.to_dict(orient="records"), paper=paper.table("2").to_dict(orient="records"),
-         curves=curves.to_dict(orient="records"), protocols=protocol_table.to_dict(orient="records"),
-         unisrec_paper=paper.table("UniSRec").to_dict(orient="records"),
-         ablation={"reference": reference_setting, "settings": ablation.get("settings", {}),
-                   "table": ablation_table.to_dict(orient="records"), "gaps": ablation_gaps.to_dict(orient="records"),
-                   "effects": ablation_effects.to_dict(orient="records"), "shape": shape.to_dict(orient="records"),
-                   "untrained gaps": untrained_gaps.to_dict(orient="records"),
-                   "pending": ablation_pending.to_dict(orient="records")})
+records_of = {"departures": departures, "pending": pending, "table2": table2, "comparison": compared["base"],
+              "baselines": compared["baselines"], "scaling": compared["scale"], "plus": compared["plus"],
+              "data": data_table, "paper": paper.table("2"), "curves": curves, "protocols": protocol_table,
+              "unisrec_paper": paper.table("UniSRec")}
+ablation_of = {"table": ablation_table, "gaps": ablation_gaps, "effects": ablation_effects, "shape": shape,
+               "untrained gaps": untrained_gaps, "pending": ablation_pending}
+run.save("unisrec", table, **{name: frame.to_dict(orient="records") for name, frame in records_of.items()},
+         ablation={"reference": reference_setting, "settings": p.ablation.get("settings", {}),
+                   **{name: frame.to_dict(orient="records") for name, frame in ablation_of.items()}})

@@ -29,47 +29,34 @@
 # g items counts 1/g.
 
 # %% tags=["parameters"]
-profile = "default"
+profile = "default"  # the profile whose settings this notebook runs with (params/<profile>.yaml)
+parameters = {}  # settings over the profile's: fields of encoderec.pipeline.parameters.Tiger
 data_dir = None
 output_root = None
-datasets = ["Scientific"]
-backbones = ["all-MiniLM-L6-v2", "EncodeRec-22M"]
-extra_backbones = {}  # dataset -> more backbones run on that dataset only (the paper profile's CPU-budget choice)
-id_variants = ["dedup"]  # "dedup": 3 codes + TIGER's 4th; "unique": 3 codes, Hungarian last; "shared": 1/g credit
-extra_id_variants = {}  # dataset -> backbone -> more ID variants: the comparison of what a collision costs TIGER
-seeds = [0]
-rqvae = {}  # RQVAEConfig fields to change; the same settings as 03_semantic_ids reuse its cached IDs
-tiger = {"layers": 2, "heads": 4, "d_kv": 32, "d_ff": 512, "dropout": 0.0, "epochs": 14, "eval_every": 2,
-         "patience": 3, "valid_users": 500}  # TigerConfig fields to change
-dataset_tiger = {}  # dataset -> TigerConfig fields changed for that dataset only (on top of `tiger`)
-gpu_datasets = []  # datasets whose runs the GPU set trains (`make gpu-set`): read from the run cache, never trained here
-archive = False  # keep every finished run in results/<profile>/runs/ too, read it from there first (runs.py)
-archive_only = False  # compute nothing: read every unit from the archive or the caches, list the rest as pending
-max_items = None  # only the most popular items and the users left with 3 of them (smoke tests); None: all
-max_users = None  # a seeded sample of users and their items only (smoke tests); None: every user
 
 # %%
 import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
-from encoderec import data, paper, plots, report, runs, tables
-from encoderec import tiger as tg
+from encoderec.data import dataset as data
+from encoderec.models import tiger as tg
+from encoderec.pipeline import parameters as schema
+from encoderec.pipeline import runs
+from encoderec.report import notebook, paper, plots, tables
 
+# %%
 plots.setup_notebook()
-parameters = dict(datasets=datasets, backbones=backbones, extra_backbones=extra_backbones, id_variants=id_variants,
-                  extra_id_variants=extra_id_variants, seeds=seeds, rqvae=rqvae, tiger=tiger, dataset_tiger=dataset_tiger, data_dir=data_dir,
-                  max_items=max_items, max_users=max_users)
-run = report.start("05_tiger", dict(profile=profile, gpu_datasets=gpu_datasets, archive=archive,
-                                  archive_only=archive_only, **parameters), output_root)
-departures = tables.dataset_departures(tg.TigerConfig, tiger, dataset_tiger, datasets)
+p = schema.of("05_tiger", profile, parameters)
+run = notebook.start("05_tiger", p, output_root, profile)
+departures = tables.dataset_departures(tg.TigerConfig, p.tiger, p.dataset_tiger, p.datasets)
 display(departures)  # where this profile departs from TIGER's settings (epochs: TIGER trains far longer)
 
 # %% [markdown]
 # ## Data
 
 # %%
-prepared = {name: runs.prepare(name, data_dir, max_items, max_users) for name in datasets}
+prepared = {name: runs.prepare(name, data_dir, p.max_items, p.max_users) for name in p.datasets}
 data_table = pd.DataFrame([{"dataset": n, "items": len(p.dataset.items), "users": len(p.split.test),
                             "training prefixes": len(data.prefix_examples(p.split.train)),
                             "tokenizer fit items": len(p.fit_items)} for n, p in prepared.items()])
@@ -78,16 +65,16 @@ display(data_table)
 # %% [markdown]
 # ## Semantic IDs, training and decoding
 # One TIGER per dataset × backbone × ID variant × seed; the RQ-VAE and TIGER use the same seed, and for seed *s* an
-# EncodeRec backbone is the model trained with seed *s* when there is one. Every step is cached (`encoderec.runs`).
-# The runs of `gpu_datasets` are only read from the run cache, where the GPU set (`make gpu-set`) puts them; those
-# not there yet are listed as pending.
+# EncodeRec backbone is the model trained with seed *s* when there is one. Every step is cached (`encoderec.pipeline.runs`).
+# The runs of the `read_only` datasets are only read from the run cache, where the GPU set (`make gpu-set`) puts
+# them; those not there yet are listed as pending.
 # With `archive` (the paper profile), every finished run is also kept in `results/<profile>/runs/`, committed, and
 # read from there first: the runs of a campaign trained on other machines and in other sessions are read without
 # their encoders, embeddings or semantic IDs.
 
 # %%
-records = [runs.execute(r, run.backbone, cached_only=archive_only or r.dataset in gpu_datasets, archive=run.archive)
-           for r in runs.plan("05_tiger", parameters)]
+plan = runs.plan("05_tiger", {**vars(p), "data_dir": data_dir})
+records = [runs.execute(r, run.models.encoder, policy=run.policy) for r in plan]
 for r in records:
     print(runs.describe(r))
 finished, pending = tables.finished_and_pending(records)
@@ -108,27 +95,22 @@ print(table3.to_string(index=False))
 # against every other backbone run (the paper's form of the claim: "over the strongest baselines").
 
 # %%
-base_of = {model: run.base_encoder(model) for model in set(table.backbone)}
-comparison = pd.DataFrame(tables.compare(per_user, base_of)).rename(columns={"variant": "ids"})
-baselines = pd.DataFrame(tables.compare(per_user, tables.against_every_baseline(per_user, base_of))).rename(
-    columns={"variant": "ids"})
-display(baselines.round(4))
-display(comparison.round(4))
+compared = tables.comparisons(per_user, run.models, "ids")
+display(compared["baselines"].round(4))
+display(compared["base"].round(4))
 
 # %% [markdown]
 # The larger EncodeRec against the smaller one (the paper's scale claim), compared the same way.
 
 # %%
-scaling = pd.DataFrame(tables.compare(per_user, tables.LARGER_THAN)).rename(columns={"variant": "ids"})
-display(scaling.round(4))
+display(compared["scale"].round(4))
 
 # %% [markdown]
 # EncodeRec+ (our extension: the same recipe with next-item pairs of the training sequences mixed in) against
 # EncodeRec-22M, compared the same way, where the profile trains it.
 
 # %%
-plus = pd.DataFrame(tables.compare(per_user, tables.PLUS_OF)).rename(columns={"variant": "ids"})
-display(plus.round(4) if len(plus) else "no EncodeRec+ in this profile")
+display(compared["plus"].round(4) if len(compared["plus"]) else "no EncodeRec+ in this profile")
 
 # %% [markdown]
 # ## What a collision costs TIGER (beyond the paper)
@@ -147,7 +129,7 @@ display(variants.round(4) if len(variants) else "no backbone has more than one I
 # ## Training and validation curves (first seed)
 
 # %%
-curves = tables.learning_curves(finished, lambda r: f"{r['backbone']} ({r['ids']})", seeds[0])
+curves = tables.learning_curves(finished, lambda r: f"{r['backbone']} ({r['ids']})", p.seeds[0])
 fig = px.line(curves, x="epoch", y="loss", color="run", facet_col="dataset", title="TIGER: training loss")
 run.figure(fig, "tiger_loss").show()
 fig = px.line(curves.dropna(subset=["valid NDCG@10"]), x="epoch", y="valid NDCG@10", color="run",
@@ -176,12 +158,8 @@ published = paper.beside_published(table[table["ids"] == "dedup"], "backbone")
 display(published.round(4))
 
 # %%
-run.save("tiger", table, departures=departures.to_dict(orient="records"), pending=pending.to_dict(orient="records"),
-         published=published.to_dict(orient="records"),
-         table3=table3.to_dict(orient="records"), comparison=comparison.to_dict(orient="records"),
-         baselines=baselines.to_dict(orient="records"),
-         scaling=scaling.to_dict(orient="records"), plus=plus.to_dict(orient="records"),
-         variants=variants.to_dict(orient="records"),
-         data=data_table.to_dict(orient="records"),
-         paper=pd.concat([paper.table("TIGER"), paper.table("3")]).to_dict(orient="records"),
-         curves=curves.to_dict(orient="records"))
+records_of = {"departures": departures, "pending": pending, "published": published, "table3": table3,
+              "comparison": compared["base"], "baselines": compared["baselines"], "scaling": compared["scale"],
+              "plus": compared["plus"], "variants": variants, "data": data_table,
+              "paper": pd.concat([paper.table("TIGER"), paper.table("3")]), "curves": curves}
+run.save("tiger", table, **{name: frame.to_dict(orient="records") for name, frame in records_of.items()})

@@ -32,11 +32,10 @@
 # Table 1), so they are shown beside ours, never subtracted from them.
 
 # %% tags=["parameters"]
-profile = "default"
+profile = "default"  # the profile whose settings this notebook runs with (params/<profile>.yaml)
+parameters = {}  # settings over the profile's: fields of encoderec.pipeline.parameters.Summary
 data_dir = None
 output_root = None
-results_md = None  # where to write the Markdown summary, relative to the output root; None: results/<profile>/RESULTS.md
-readme = None  # a README (relative to the output root) whose claim table to rewrite from these verdicts; None: none
 
 # %%
 from dataclasses import asdict
@@ -44,11 +43,14 @@ from dataclasses import asdict
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from encoderec import paper, plots, report, summary
-from encoderec.io import write_text
+from encoderec.core.io import write_text
+from encoderec.pipeline import parameters as schema
+from encoderec.report import notebook, paper, plots, summary
 
+# %%
 plots.setup_notebook()
-run = report.start("06_summary", dict(profile=profile, results_md=results_md, readme=readme), output_root)
+p = schema.of("06_summary", profile, parameters)
+run = notebook.start("06_summary", p, output_root, profile)
 results = summary.load_results(run.read_results)
 print(f"results/{profile}: {', '.join(results) or 'none'}; missing: "
       f"{', '.join(n for n in summary.EXPERIMENTS if n not in results) or 'none'}")
@@ -76,7 +78,7 @@ behind = summary.settings_table(results)
 display(HTML(summary.html_table(behind)))
 forest = summary.forest_rows(results)
 if (forest.source == "ours").any():
-    run.figure(plots.forest(forest), "summary_forest", static=True).show()
+    run.figure(plots.forest(forest), "summary_forest", image=plots.forest_image(forest)).show()
 
 # %% [markdown]
 # ## Tables 1-3, ours and as published
@@ -97,8 +99,8 @@ for name, layout in summary.LAYOUTS.items():
 # %%
 if "collisions" in results:
     display(summary.collision_table(results["collisions"]))
-    fig = plots.collision_rates(pd.DataFrame(results["collisions"]["rows"]))
-    run.figure(fig, "summary_collision_rate", static=True).show()
+    rows = pd.DataFrame(results["collisions"]["rows"])
+    run.figure(plots.collision_rates(rows), "summary_collision_rate", image=plots.collision_rates_image(rows)).show()
 
 # %% [markdown]
 # ## RESULTS.md and the report page
@@ -107,11 +109,11 @@ if "collisions" in results:
 
 # %%
 parts = summary.sections(results, found, run.static_figures())
-target = run.output_root / (results_md or f"results/{profile}/RESULTS.md")
+target = run.output_root / (p.results_md or f"results/{profile}/RESULTS.md")
 write_text(target, summary.to_markdown(profile, parts, target, run.output_root))
-run.save("summary", [asdict(c) for c in found], sections=[asdict(p) for p in parts],
+run.save("summary", [asdict(c) for c in found], sections=[asdict(part) for part in parts],
          results_md=str(target.relative_to(run.output_root)))
 print(f"wrote {target.relative_to(run.output_root)}")
-if readme:  # the README's claim table, word for word the one above
-    write_text(run.output_root / readme, summary.update_readme(run.output_root / readme, found))
-    print(f"rewrote the claim table of {readme}")
+if p.readme:  # the README's claim table, word for word the one above
+    write_text(run.output_root / p.readme, summary.update_readme(run.output_root / p.readme, found))
+    print(f"rewrote the claim table of {p.readme}")

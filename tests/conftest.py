@@ -10,7 +10,7 @@ from transformers import BertConfig, BertModel, BertTokenizerFast
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from encoderec import paths  # noqa: E402
+from encoderec.core import paths  # noqa: E402
 
 
 def pytest_addoption(parser):

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from encoderec.collisions import collision_report, group_sizes, normalised_entropy
-from encoderec.errors import EncoderecError
-from encoderec.semantic_ids import collision_free_last_level, load_ids, save_ids, with_dedup_code
+from encoderec.core.errors import EncoderecError
+from encoderec.models.collisions import collision_report, group_sizes, normalised_entropy
+from encoderec.models.semantic_ids import collision_free_last_level, load_ids, save_ids, with_dedup_code
 
 # 8 items, codebook of 4: IDs 000 (items 0, 1) and 100 (items 4, 5, 6) collide
 CODES = np.array([[0, 0, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0], [2, 3, 1]])
@@ -147,7 +147,7 @@ def test_load_ids_names_the_problem(tmp_path):
 def test_elimination_compares_each_fine_tuned_model_with_its_base():
     import pandas as pd
 
-    from encoderec.collisions import elimination
+    from encoderec.models.collisions import elimination
 
     rows = [{"dataset": d, "backbone": b, "tokenizer": t, "seed": s, "collision_rate@3": rate,
              "avoidable_collision_rate": rate / 2}
@@ -164,7 +164,7 @@ def test_elimination_compares_each_fine_tuned_model_with_its_base():
 
 
 def test_item_ids_for_tiger():
-    from encoderec.semantic_ids import item_ids
+    from encoderec.models.semantic_ids import item_ids
 
     codes = np.array([[0, 1], [0, 1], [2, 3]])
     assert item_ids(codes, "dedup").tolist() == [[0, 1, 0], [0, 1, 1], [2, 3, 0]]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from encoderec import convert, data
-from encoderec.errors import EncoderecError
+from encoderec.core.errors import EncoderecError
+from encoderec.data import convert
+from encoderec.data import dataset as data
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from encoderec import data
-from encoderec.errors import EncoderecError
+from encoderec.core.errors import EncoderecError
+from encoderec.data import dataset as data
 from tests.conftest import write_dataset
 
 

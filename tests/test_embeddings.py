@@ -22,9 +22,9 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 from transformers import AutoModel, AutoTokenizer
 
-from encoderec import embeddings
-from encoderec.errors import EncoderecError
-from encoderec.io import sha256_file
+from encoderec.core.errors import EncoderecError
+from encoderec.core.io import sha256_file
+from encoderec.models import embeddings
 
 TEXTS = ["a jigsaw puzzle for kids", "glass beaker", "a red wooden toy set", "blue glass of the laboratory"]
 
@@ -175,7 +175,7 @@ def test_damaged_entries_are_detected_logged_and_rebuilt(tiny_bert, tmp_path, mo
     damage(npy, meta)
 
     calls = spy_on_encode(monkeypatch)
-    with caplog.at_level(logging.WARNING, logger="encoderec.embeddings"):
+    with caplog.at_level(logging.WARNING, logger="encoderec.models.embeddings"):
         rebuilt = embeddings.encode(tiny_bert, TEXTS, view="documents", cache_dir=tmp_path, progress=False)
 
     assert len(calls) == 1

@@ -5,8 +5,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from encoderec import cli, data, export
-from encoderec.errors import EncoderecError
+from encoderec import cli
+from encoderec.core.errors import EncoderecError
+from encoderec.data import dataset as data
+from encoderec.pipeline import export
 from tests.conftest import write_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -102,7 +104,7 @@ def test_a_model_folder_is_named_by_its_fingerprint(catalogue, tmp_path, tiny_st
     (["semantic-ids", "Cat", "--model", "random", "--rqvae", "{levels: 0}", "--out", "{tmp}/x.parquet"],
      "--rqvae: RQVAEConfig.levels: expected a positive integer"),
     (["embeddings", "Cat", "--model", "EncodeRec-22M", "--profile", "nothing-trained", "--out", "{tmp}/x.parquet"],
-     "train EncodeRec-22M first"),
+     "EncodeRec-22M: neither an alias"),
     (["embeddings", "Nope", "--model", "random", "--out", "{tmp}/x.parquet"], "Nope"),
 ])
 def test_bad_input_is_one_line_naming_what_to_fix(catalogue, tmp_path, capsys, args, message):
@@ -126,7 +128,7 @@ def test_a_model_listed_but_not_on_this_machine_is_named(catalogue, tmp_path, mo
     results.mkdir(parents=True)
     (results / "encoderec_models.json").write_text(json.dumps({"rows": [
         {"name": "EncodeRec-22M", "backbone": "all-MiniLM-L6-v2", "seed": 0, "path": str(tmp_path / "gone")}]}))
-    monkeypatch.setattr("encoderec.paths.project_root", lambda: tmp_path / "root")
+    monkeypatch.setattr("encoderec.core.paths.project_root", lambda: tmp_path / "root")
     with pytest.raises(EncoderecError, match="which this machine does not have; train it with"):
         export.export_embeddings(data.load_dataset("Cat", catalogue), "EncodeRec-22M", tmp_path / "x.parquet",
                                  profile="p")

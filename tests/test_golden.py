@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from encoderec import embeddings, retrieval, semantic_ids, space, tiger, unisrec
-from encoderec.data import leave_one_out
-from encoderec.rqvae import RQVAEConfig
+from encoderec.data.dataset import leave_one_out
+from encoderec.models import embeddings, retrieval, semantic_ids, space, tiger, unisrec
+from encoderec.models.rqvae import RQVAEConfig
 
 GOLDEN = Path(__file__).parent / "golden"
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,11 +1,11 @@
-"""encoderec.io: atomic writes, strict JSON and YAML, and the cache lock."""
+"""encoderec.core.io: atomic writes, strict JSON and YAML, and the cache lock."""
 
 import json
 import os
 
 
 def test_outputs_are_written_atomically_with_the_usual_permissions(tmp_path):
-    from encoderec.io import write_json
+    from encoderec.core.io import write_json
 
     umask = os.umask(0)
     os.umask(umask)
@@ -18,7 +18,7 @@ def _compute_once(path: str, counter: str) -> None:
     """In a child process: the cached entry, computed slowly; every computation leaves a line in `counter`."""
     import time
 
-    from encoderec.io import cached_json
+    from encoderec.core.io import cached_json
 
     def compute():
         with open(counter, "a") as f:

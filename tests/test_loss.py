@@ -8,8 +8,8 @@ import pytest
 import torch
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-from encoderec import embeddings
-from encoderec.loss import SYMMETRIC_DIRECTIONS, InfoNCELoss, contrastive_loss, info_nce
+from encoderec.models import embeddings
+from encoderec.models.loss import SYMMETRIC_DIRECTIONS, InfoNCELoss, contrastive_loss, info_nce
 from tests.conftest import WORDS
 
 # texts from the tiny_bert vocabulary; each document shares words with its title, so the loss is far from log(8)

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from encoderec import metrics
+from encoderec.models import metrics
 
 
 def test_metrics_from_ranks():

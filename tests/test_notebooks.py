@@ -14,8 +14,10 @@ import jupytext
 import pytest
 import yaml
 
-from encoderec import paths, profiles, runner
-from encoderec import summary as summary_module
+from encoderec.core import paths
+from encoderec.pipeline import profiles
+from encoderec.report import runner
+from encoderec.report import summary as summary_module
 
 ROOT = paths.project_root()
 EXPECTED = yaml.safe_load((ROOT / "tests" / "expected" / "smoke.yaml").read_text())
@@ -116,13 +118,13 @@ def test_unisrec_reads_every_run_under_both_protocols_and_runs_the_ablation(smok
 
 
 def test_a_report_from_the_archive_reproduces_the_tables_without_a_model(smoke, tmp_path, monkeypatch):
-    """`report --from-archive` where none of the smoke report's caches are: every model, Table 1 ranking,
+    """`report --read-only` where none of the smoke report's caches are: every model, Table 1 ranking,
     tokenization and recommender run is read from the archive the smoke report wrote, no model is trained, and every
     recorded metric is the smoke report's."""
     shutil.copytree(smoke / "results" / "smoke" / "runs", tmp_path / "results" / "smoke" / "runs")
     monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "cache"))
     dirs = paths.ReportDirs(smoke / "notebooks", smoke / "params", tmp_path)
-    runner.run_report("smoke", dirs=dirs, from_archive=True)
+    runner.run_report("smoke", dirs=dirs, read_only=True)
     assert not (tmp_path / "cache" / "encoderec").exists()
     for name, spec in EXPECTED.items():
         key = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]

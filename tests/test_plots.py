@@ -1,4 +1,5 @@
-"""Static figures: drawn by matplotlib from the plotly figure, with no browser anywhere on the machine."""
+"""The summary's figures: plotly for the report, and their static matplotlib twins, drawn with no browser anywhere
+on the machine."""
 
 import json
 import os
@@ -6,14 +7,12 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import pytest
 from matplotlib.image import imread
 
-from encoderec import paths, plots
-from encoderec.errors import EncoderecError
+from encoderec.core import paths
+from encoderec.report import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -48,30 +47,28 @@ def test_the_forest_plot_has_a_labelled_row_an_interval_and_the_papers_change_fo
     assert any(shape.x0 == 0 for shape in fig.layout.shapes)  # the verdicts' threshold
 
 
-@pytest.mark.parametrize("figure", [lambda: plots.collision_rates(collision_rows()),
-                                    lambda: plots.forest(forest_rows())], ids=["bars", "forest"])
-def test_write_png_draws_the_summary_figures(figure, tmp_path):
-    fig = figure()
-    plots.write_png(fig, tmp_path / "f.png", width=800)
+@pytest.mark.parametrize("draw", [lambda: plots.collision_rates_image(collision_rows()),
+                                  lambda: plots.forest_image(forest_rows())], ids=["bars", "forest"])
+def test_the_static_twins_draw_the_summary_figures(draw, tmp_path):
+    draw().savefig(tmp_path / "f.png", format="png")
     assert (tmp_path / "f.png").read_bytes()[:8] == PNG_MAGIC
-    pixels = imread(tmp_path / "f.png")
-    assert pixels.shape[:2] == (fig.layout.height or 480, fig.layout.width or 800)
-    assert pixels[..., :3].std() > 0.05  # something was drawn, not a blank canvas
+    assert imread(tmp_path / "f.png")[..., :3].std() > 0.05  # something was drawn, not a blank canvas
 
 
-def test_write_png_places_categories_in_the_layout_order(tmp_path):
-    fig = go.Figure(go.Scatter(x=[1.0, 2.0], y=["b", "a"], mode="markers"))
-    fig.update_layout(yaxis={"categoryorder": "array", "categoryarray": ["a", "b"]})
-    assert plots._category_positions(fig, "y") == {"a": 0, "b": 1}
-    assert plots._category_positions(fig, "x") == {}  # numeric axis
-    plots.write_png(fig, tmp_path / "f.png")
+def test_the_static_forest_has_the_rows_of_the_interactive_one_in_its_order():
+    image, interactive = plots.forest_image(forest_rows()), plots.forest(forest_rows())
+    ax = image.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == list(interactive.layout.yaxis.categoryarray)  # bottom to top, as plotly draws them
+    legend = [t.get_text() for t in image.legends[0].get_texts()]
+    assert legend == [t.name for t in interactive.data]
 
 
-def test_write_png_refuses_traces_it_cannot_draw(tmp_path):
-    fig = go.Figure([go.Bar(x=["a"], y=[1]), go.Heatmap(z=np.eye(2))])
-    with pytest.raises(EncoderecError, match=r"f\.png: write_png draws bar and scatter traces, not heatmap"):
-        plots.write_png(fig, tmp_path / "f.png")
-    assert not (tmp_path / "f.png").exists()
+def test_the_static_collision_bars_show_each_backbones_mean_and_spread():
+    ax = plots.collision_rates_image(collision_rows()).axes[0]
+    heights = sorted(round(p.get_height(), 4) for p in ax.patches)
+    assert heights == sorted([0.075] * 2 + [0.025] * 2)  # the mean of seeds 0 and 1 per (dataset, backbone)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Scientific", "Office"]
 
 
 def test_static_figures_need_no_browser(tmp_path):
@@ -79,11 +76,11 @@ def test_static_figures_need_no_browser(tmp_path):
     variables browser lookups read point nowhere, so a renderer that needs Chrome would fail here."""
     script = textwrap.dedent(f"""
         import pandas as pd, plotly.graph_objects as go, shutil
-        from encoderec import plots, report
+        from encoderec.report import notebook as report, plots
         assert shutil.which("chromium") is None and shutil.which("google-chrome") is None
         run = report.start("06_summary", {{"profile": "t"}}, {str(tmp_path)!r})
         rows = pd.DataFrame({json.dumps(collision_rows().to_dict(orient="records"))})
-        run.figure(plots.collision_rates(rows), "summary_collision_rate", static=True)
+        run.figure(plots.collision_rates(rows), "summary_collision_rate", image=plots.collision_rates_image(rows))
         print(run.static_figures())
     """)
     env = {"PATH": "", "HOME": str(tmp_path), "BROWSER_PATH": "/nonexistent", "CHROME_BIN": "/nonexistent",
@@ -101,7 +98,7 @@ def test_install_gives_every_committed_figure_its_plotly_bundle(tmp_path):
     (report.write_plotly_bundles, run by `make install`) writes that bundle there: a checkout opens them offline."""
     from plotly.offline import get_plotlyjs
 
-    from encoderec import report
+    from encoderec.report import notebook as report
 
     root = paths.project_root()
     listed = subprocess.run(["git", "ls-files", "figures"], cwd=root, capture_output=True, text=True)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from encoderec import precision
-from encoderec.errors import EncoderecError
+from encoderec.core import precision
+from encoderec.core.errors import EncoderecError
 
 
 def test_precision_is_resolved_from_the_argument_the_environment_and_the_hardware(monkeypatch):

@@ -1,22 +1,28 @@
+import dataclasses
 import json
 import textwrap
+import typing
 
 import pytest
 
-from encoderec import paths, profiles, report, runner, tables
-from encoderec.errors import EncoderecError
+from encoderec.core import paths
+from encoderec.core.errors import EncoderecError
+from encoderec.models import semantic_ids
+from encoderec.pipeline import parameters, provenance
+from encoderec.report import notebook as report
+from encoderec.report import runner, tables
 
 NOTEBOOK = '''\
 # %% tags=["parameters"]
 profile = "default"
+parameters = {}
 data_dir = None
 output_root = None
-scale = 1
 
 # %%
-from encoderec import report
-run = report.start("01_demo", dict(profile=profile, scale=scale), output_root)
-value = 21 * scale
+from encoderec.report import notebook
+run = notebook.start("01_demo", parameters, output_root, profile)
+value = 21 * parameters["scale"]
 run.save("demo", [{"metric": "answer", "value": value}])
 print("value", value)
 '''
@@ -24,6 +30,7 @@ print("value", value)
 FAILING = '''\
 # %% tags=["parameters"]
 profile = "default"
+parameters = {}
 data_dir = None
 output_root = None
 
@@ -33,6 +40,23 @@ x = 1
 # %%
 raise ValueError("boom in the second cell")
 '''
+
+
+@dataclasses.dataclass(frozen=True)
+class Demo:
+    scale: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Nothing:
+    pass
+
+
+@pytest.fixture(autouse=True)
+def demo_schemas(monkeypatch):
+    """The test notebooks' parameter schemas, beside the real notebooks'."""
+    for name, schema in {"01_demo": Demo, "02_fail": Nothing, "03_reader": Nothing}.items():
+        monkeypatch.setitem(parameters.SCHEMAS, name, schema)
 
 
 @pytest.fixture
@@ -60,14 +84,14 @@ def test_runs_writes_provenance_and_skips_unchanged(project):
     result = json.loads((project.output_root / "results" / "t" / "demo.json").read_text())
     assert result["rows"] == [{"metric": "answer", "value": 42}]
     prov = result["provenance"]
-    assert prov["parameters"] == {"profile": "t", "scale": 2}
+    assert prov["parameters"] == {"profile": "t", "scale": 2}  # every parameter of its schema, and the profile
     assert {"git", "machine", "environment", "wall_time_s", "started_at"} <= set(prov)
     import numpy
     import torch
 
     packages = prov["environment"]["packages"]
     assert packages["torch"] == torch.__version__ and packages["numpy"] == numpy.__version__
-    assert set(report.KEY_PACKAGES) == set(packages)
+    assert set(provenance.KEY_PACKAGES) == set(packages)
     out = project.reports("t")
     assert (out / "01_demo.ipynb").is_file() and (out / "01_demo.html").is_file()
     index = (out / "index.html").read_text()
@@ -93,8 +117,10 @@ def test_failing_cell_names_notebook_and_cell(project):
 @pytest.mark.parametrize(
     ("text", "pattern"),
     [
-        ("notebooks:\n  01_demo: {scael: 2}\n", r"t\.yaml: notebooks\.01_demo\.scael is not a parameter of 01_demo"),
-        ("notebooks:\n  09_missing: {}\n", r"t\.yaml: notebooks\.09_missing: there is no notebooks/09_missing\.py"),
+        ("notebooks:\n  01_demo: {scael: 2}\n", r"t\.yaml: notebooks\.01_demo\.scael: not a parameter of 01_demo; "
+                                                r"its parameters: scale"),
+        ("notebooks:\n  01_demo: {scale: two}\n", r"t\.yaml: notebooks\.01_demo\.scale: expected int, got 'two'"),
+        ("notebooks:\n  09_missing: {}\n", r"t\.yaml: notebooks\.09_missing: no such notebook; the notebooks: "),
         ("notebooks: [01_demo]\n", r"t\.yaml: notebooks must be a mapping"),
         ("notebooks:\n  01_demo: {scale: [1\n", r"t\.yaml: line \d+: invalid YAML"),
         ("notebok:\n  01_demo: {}\n", r"t\.yaml: unknown key 'notebok'"),
@@ -129,7 +155,7 @@ def test_a_part_runs_its_notebook_with_parameters_replaced(project):
 @pytest.mark.parametrize(
     "parts, pattern",
     [("parts:\n  x: {notebook: 09_nope}\n", r"p\.yaml: parts\.x\.notebook must name a notebook of this profile"),
-     ("parts:\n  x: {notebook: 01_demo, scael: 2}\n", r"p\.yaml: parts\.x\.scael is not a parameter of 01_demo"),
+     ("parts:\n  x: {notebook: 01_demo, scael: 2}\n", r"p\.yaml: parts\.x\.scael: not a parameter of 01_demo"),
      ("parts:\n  y: {notebook: 01_demo}\n", r"--part x: not a part of profile p\.yaml \(parts: y\)")],
 )
 def test_bad_parts(project, parts, pattern):
@@ -138,31 +164,56 @@ def test_bad_parts(project, parts, pattern):
         runner.run_report("p", part="x", dirs=project)
 
 
-def test_real_profiles_are_valid(tmp_path):
-    notebooks = paths.ReportDirs.default().notebooks
-    declared = {}
-    for source in sorted(notebooks.glob("*.py")):
-        runner._to_ipynb(source, tmp_path / f"{source.stem}.ipynb")
-        declared[source.stem] = runner._declared_parameters(tmp_path / f"{source.stem}.ipynb")
-    for name in ("smoke", "default", "paper"):
-        profile = profiles.load_profile(name)
-        assert "00_data" in profile.notebooks
-        profiles.notebook_parameters(profile, {nb: declared[nb] for nb in profile.notebooks})  # raises on a typo
-        for part, spec in profile.parts.items():
-            assert set(spec) - {"notebook"} <= declared[spec["notebook"]], f"{name}.yaml parts.{part}"
+@pytest.mark.parametrize("name", ["smoke", "default", "paper"])
+def test_real_profiles_are_valid(name):
+    profile = parameters.load(name)  # every notebook, common and part parameter checked against the schemas
+    assert "00_data" in profile.notebooks and set(profile.notebooks) <= set(parameters.SCHEMAS)
 
 
 @pytest.mark.parametrize("source", sorted(paths.ReportDirs.default().notebooks.glob("*.py")), ids=lambda p: p.stem)
-def test_parameter_cells_are_the_default_profile(source, tmp_path):
-    """Opening a notebook in JupyterLab and running it reproduces the default profile's run (and reuses its caches)."""
+def test_a_notebook_takes_its_parameters_from_its_schema(source):
+    """The parameters cell holds only what the runner injects (JupyterLab: the default profile as it is), and the
+    notebook builds its parameters from its own schema: the schema is the only home of the defaults."""
     import jupytext
 
-    cell = next(c for c in jupytext.read(source).cells if "parameters" in c.metadata.get("tags", []))
-    defaults: dict = {}
-    exec(cell.source, {}, defaults)  # the parameters cell is plain assignments
-    profile = profiles.load_profile("default")
-    wanted = {**{k: v for k, v in profile.common.items() if k in defaults}, **profile.notebooks[source.stem]}
-    assert {k: defaults[k] for k in wanted} == wanted, f"{source.name}: parameters cell vs params/default.yaml"
+    cells = jupytext.read(source).cells
+    cell = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    declared: dict = {}
+    exec(cell.source, {}, declared)  # the parameters cell is plain assignments
+    assert declared == {"profile": "default", "parameters": {}, "data_dir": None, "output_root": None}
+    code = "\n".join(c.source for c in cells if c.cell_type == "code")
+    assert f'schema.of("{source.stem}", profile, parameters)' in code
+    assert f'notebook.start("{source.stem}", p, output_root, profile)' in code
+
+
+def test_the_schemas_defaults_are_the_default_profile():
+    """Running a notebook by hand without a profile file gives what the default profile runs."""
+    profile = parameters.load("default")
+    for notebook, values in profile.notebooks.items():
+        defaults = parameters.fields(notebook)
+        given = {**{k: v for k, v in profile.common.items() if k in defaults}, **values}
+        assert {k: defaults[k] for k in given} == given, notebook
+
+
+def test_a_bad_profile_fails_at_load_naming_the_file_the_key_and_what_is_allowed(project):
+    write_profile(project, "b", "notebooks:\n  05_tiger: {tiger: {layer: 2}}\n")
+    with pytest.raises(EncoderecError, match=r"b\.yaml: notebooks\.05_tiger\.tiger: unknown key 'layer'; known "
+                                             r"keys: layers, ") as err:
+        parameters.load("b", project.params)
+    assert "\n" not in str(err.value)
+    write_profile(project, "b", "notebooks:\n  04_unisrec: {modes: inductive}\n")
+    with pytest.raises(EncoderecError, match=r"04_unisrec\.modes: expected a list of values from "
+                                             r"'inductive', 'transductive', got 'inductive'"):
+        parameters.load("b", project.params)
+    write_profile(project, "b", "notebooks:\n  02_retrieval: {corpus: held-out}\n")
+    with pytest.raises(EncoderecError, match=r"02_retrieval\.corpus: expected one of 'all', 'held_out', got 'held-out'"):
+        parameters.load("b", project.params)
+
+
+def test_the_schemas_choices_are_the_models():
+    assert typing.get_args(parameters.IdVariant) == semantic_ids.ID_VARIANTS
+    tokenizers = typing.get_type_hints(parameters.SemanticIds)["tokenizers"]
+    assert typing.get_args(typing.get_args(tokenizers)[0]) == semantic_ids.TOKENIZERS
 
 
 def test_common_parameters_go_to_the_notebooks_that_declare_them(project):
@@ -175,13 +226,6 @@ def test_common_parameters_go_to_the_notebooks_that_declare_them(project):
         runner.run_report("c", dirs=project)
 
 
-def test_notebook_must_declare_the_injected_parameters(project):
-    (project.notebooks / "03_bare.py").write_text('# %% tags=["parameters"]\nprofile = "x"\n')
-    write_profile(project, "b", "notebooks:\n  03_bare: {}\n")
-    with pytest.raises(EncoderecError, match=r"03_bare\.ipynb: the parameters cell must declare .*missing: data_dir, output_root"):
-        runner.run_report("b", dirs=project)
-
-
 def test_saved_results_are_strict_json(tmp_path):
     import numpy as np
     import pandas as pd
@@ -192,20 +236,6 @@ def test_saved_results_are_strict_json(tmp_path):
     saved = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert saved["rows"][0]["seed"] is None and saved["std"] is None and saved["nested"][0]["p"] is None
     assert saved["rows"][0]["score"] == 0.5
-
-
-def test_backbone_names_resolve_to_trained_models(tmp_path):
-    run = report.start("x", {"profile": "t"}, tmp_path)
-    assert run.backbone("all-MiniLM-L6-v2") == ("all-MiniLM-L6-v2", None)
-    with pytest.raises(EncoderecError, match=r"encoderec_models.json is missing: train EncodeRec-22M first .*--only 01"):
-        run.backbone("EncodeRec-22M")
-    rows = [{"name": "EncodeRec-22M", "backbone": "all-MiniLM-L6-v2", "seed": s, "path": f"/m/{s}"} for s in (0, 1)]
-    run.save("encoderec_models", rows)
-    assert run.backbone("EncodeRec-22M", 1) == ("/m/1", 1)
-    assert run.backbone("EncodeRec-22M", 5) == ("/m/0", 0)  # no such seed: the first one
-    assert run.base_encoder("EncodeRec-22M") == "all-MiniLM-L6-v2" and run.base_encoder("tfidf-svd") is None
-    with pytest.raises(EncoderecError, match="lists no such model"):
-        run.backbone("EncodeRec-110M")
 
 
 def test_seed_summary_gives_mean_and_std_over_seeds():
@@ -235,18 +265,18 @@ def test_git_dirty_flag_ignores_the_outputs(tmp_path):
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
     (tmp_path / "results" / "r.json").write_text('{"a": 1}')
     (tmp_path / "RESULTS.md").write_text("new\n")  # the summary of an earlier step of the same report
-    assert report.git_commit(tmp_path)["dirty"] is False
+    assert provenance.git_commit(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
-    assert report.git_commit(tmp_path)["dirty"] is True
+    assert provenance.git_commit(tmp_path)["dirty"] is True
 
 
 def test_environment_hashes_the_lock_file_it_finds(tmp_path):
     import hashlib
 
-    assert report.environment(tmp_path)["lock_sha256"] is None
+    assert provenance.environment(tmp_path)["lock_sha256"] is None
     (tmp_path / "requirements.lock").write_text("numpy==2.0.0 --hash=sha256:00\n")
     expected = hashlib.sha256(b"numpy==2.0.0 --hash=sha256:00\n").hexdigest()
-    assert report.environment(tmp_path)["lock_sha256"] == expected
+    assert provenance.environment(tmp_path)["lock_sha256"] == expected
 
 
 def test_figures_share_the_installed_plotly_bundle(tmp_path):
@@ -288,12 +318,13 @@ def test_the_kernel_is_this_interpreter_even_with_another_registered(tmp_path, m
 READER = '''\
 # %% tags=["parameters"]
 profile = "default"
+parameters = {}
 data_dir = None
 output_root = None
 
 # %%
-from encoderec import report
-run = report.start("03_reader", dict(profile=profile), output_root)
+from encoderec.report import notebook
+run = notebook.start("03_reader", parameters, output_root, profile)
 upstream = run.read_results("demo")["rows"][0]["value"]
 optional = run.read_results("later", missing_ok=True)
 run.save("reader", [{"seen": upstream, "later": optional is not None}])
@@ -330,7 +361,8 @@ def test_read_results_names_the_missing_file_and_the_fix(tmp_path):
 def _run_profile(output_root: str) -> None:
     from pathlib import Path
 
-    from encoderec import paths, runner
+    from encoderec.core import paths
+    from encoderec.report import runner
 
     root = Path(output_root)
     runner.run_report("c", dirs=paths.ReportDirs(root / "notebooks", root / "params", root))
@@ -339,6 +371,7 @@ def _run_profile(output_root: str) -> None:
 COUNTED = '''\
 # %% tags=["parameters"]
 profile = "default"
+parameters = {}
 data_dir = None
 output_root = None
 
@@ -355,8 +388,8 @@ def test_two_report_runs_of_one_profile_take_turns(project):
     """Started at once, the second waits for the first and then finds its notebook up to date: one execution."""
     import multiprocessing
 
-    (project.notebooks / "04_counted.py").write_text(COUNTED)
-    write_profile(project, "c", "notebooks:\n  04_counted: {}\n")
+    (project.notebooks / "06_summary.py").write_text(COUNTED)
+    write_profile(project, "c", "notebooks:\n  06_summary: {}\n")
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_run_profile, args=(str(project.output_root),)) for _ in range(2)]
     for w in workers:
@@ -365,4 +398,4 @@ def test_two_report_runs_of_one_profile_take_turns(project):
         w.join(300)
     assert [w.exitcode for w in workers] == [0, 0]
     assert (project.output_root / "executions.txt").read_text() == "executed\n"
-    assert "04_counted cached" in runner.run_report("c", dirs=project)
+    assert "06_summary cached" in runner.run_report("c", dirs=project)

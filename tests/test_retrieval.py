@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from encoderec import data, metrics, retrieval
+from encoderec.data import dataset as data
+from encoderec.models import metrics, retrieval
 
 
 def test_ranks_from_top():

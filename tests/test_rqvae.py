@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from encoderec.errors import EncoderecError
-from encoderec.rqvae import RQVAE, ResidualKMeans, RQVAEConfig, RQVAEModel, reset_dead_codes
-from encoderec.semantic_ids import collision_free_last_level
+from encoderec.core.errors import EncoderecError
+from encoderec.models.rqvae import RQVAE, ResidualKMeans, RQVAEConfig, RQVAEModel, reset_dead_codes
+from encoderec.models.semantic_ids import collision_free_last_level
 
 SMALL = dict(hidden_dims=(64, 32), latent_dim=8, codebook_size=64, epochs=12, batch_size=128, lr=3e-3, device="cpu")
 
@@ -176,7 +176,7 @@ def test_residual_kmeans_validates(mixture):
 
 
 def test_tokenize_fits_on_the_given_items_and_caches(mixture, tmp_path):
-    from encoderec.semantic_ids import tokenize
+    from encoderec.models.semantic_ids import tokenize
 
     config = RQVAEConfig(**SMALL)
     fit_items = np.flatnonzero(np.arange(2000) % 10)  # 1,800 of the 2,000 items
@@ -210,7 +210,7 @@ def test_tokenize_fits_on_the_given_items_and_caches(mixture, tmp_path):
 
 def test_tokenize_makes_colliding_ids_unique_when_every_group_fits(tmp_path):
     """16 points, each twice: the copies must collide, and no prefix group can exceed the 32 last-level codes."""
-    from encoderec.semantic_ids import tokenize
+    from encoderec.models.semantic_ids import tokenize
 
     x = np.repeat(np.random.default_rng(0).normal(size=(16, 8)), 2, axis=0).astype(np.float32)
     result = tokenize(x, np.arange(32), "rkmeans", RQVAEConfig(levels=2, codebook_size=32), cache_dir=tmp_path,
@@ -221,7 +221,7 @@ def test_tokenize_makes_colliding_ids_unique_when_every_group_fits(tmp_path):
 
 
 def test_a_new_result_version_of_the_tokenizer_is_a_new_fit(tmp_path, monkeypatch):
-    from encoderec import semantic_ids
+    from encoderec.models import semantic_ids
 
     x = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
     args = (x, np.arange(32), "rkmeans", RQVAEConfig(levels=2, codebook_size=32))
@@ -233,7 +233,7 @@ def test_a_new_result_version_of_the_tokenizer_is_a_new_fit(tmp_path, monkeypatc
 
 
 def test_tokenize_with_residual_kmeans_and_an_impossible_collision_free_level(tmp_path):
-    from encoderec.semantic_ids import tokenize
+    from encoderec.models.semantic_ids import tokenize
 
     rng = np.random.default_rng(0)
     x = np.repeat(rng.normal(size=(4, 8)), 10, axis=0).astype(np.float32)  # 4 points, 10 copies each
@@ -253,7 +253,7 @@ def test_tokenize_with_residual_kmeans_and_an_impossible_collision_free_level(tm
      ("rqvae", np.array([], dtype=int), "fit_items")],
 )
 def test_tokenize_rejects_bad_arguments(kind, fit_items, message, tmp_path):
-    from encoderec.semantic_ids import tokenize
+    from encoderec.models.semantic_ids import tokenize
 
     with pytest.raises(EncoderecError, match=message):
         tokenize(np.zeros((40, 4), np.float32), fit_items, kind, cache_dir=tmp_path)

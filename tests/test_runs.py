@@ -12,9 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from encoderec import archive, cli, data, paths, report, retrieval, runner, runs
-from encoderec.errors import EncoderecError
-from encoderec.profiles import load_profile
+from encoderec import cli
+from encoderec.core import paths
+from encoderec.core.errors import EncoderecError
+from encoderec.data import dataset as data
+from encoderec.models import retrieval
+from encoderec.pipeline import archive, provenance, runs
+from encoderec.pipeline.policy import READ, Policy
+from encoderec.pipeline.profiles import load_profile
+from encoderec.report import runner
 from tests.conftest import write_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -104,20 +110,20 @@ def test_plan_errors_name_the_notebook_and_parameter():
 
 @pytest.mark.parametrize("notebook", ["04_unisrec", "05_tiger"])
 def test_paper_gpu_parts_train_exactly_what_the_notebook_leaves_to_the_gpu(notebook):
-    """The GPU set's parts cover the notebook's gpu_datasets, and no CPU part plans a run there (it would only read)."""
+    """The GPU set's parts cover the notebook's read-only datasets, and no CPU part plans a run there (it would only read)."""
     profile = load_profile("paper")
-    gpu_datasets = set(profile.notebooks[notebook]["gpu_datasets"])
+    read_only_datasets = set(profile.notebooks[notebook]["read_only"])
     covered = set()
     for part, spec in profile.parts.items():
         if spec["notebook"] != notebook:
             continue
         planned = {r.dataset for r in runs.plan(notebook, runner.part_parameters("paper", part)[1])}
         if part.startswith("gpu-"):
-            assert planned <= gpu_datasets, part
+            assert planned <= read_only_datasets, part
             covered |= planned
         else:
-            assert not planned & gpu_datasets, part
-    assert covered == gpu_datasets
+            assert not planned & read_only_datasets, part
+    assert covered == read_only_datasets
 
 
 def test_paper_gpu_set_of_seed_0():
@@ -137,12 +143,13 @@ REHEARSAL = """\
 description: the GPU set's machinery on a tiny catalogue
 common: {archive: true}
 notebooks:
+  01_encoderec: {models: [{name: EncodeRec-22M, backbone: all-MiniLM-L6-v2}]}
   04_unisrec: {datasets: [Cyc], backbones: [tfidf-svd, random], id_baseline: true, seeds: [0],
-               unisrec: {epochs: 2, hidden_size: 16, inner_size: 32, experts: 2}, gpu_datasets: [Cyc]}
+               unisrec: {epochs: 2, hidden_size: 16, inner_size: 32, experts: 2}, read_only: [Cyc]}
   05_tiger: {datasets: [Cyc], backbones: [tfidf-svd], extra_backbones: {Cyc: [random]}, id_variants: [dedup],
              seeds: [0], rqvae: {epochs: 3, codebook_size: 4, hidden_dims: [16]},
              tiger: {epochs: 2, layers: 1, d_model: 16, heads: 2, d_kv: 8, d_ff: 32, valid_users: 20, beam_size: 4,
-                     top_k: 2}, gpu_datasets: [Cyc]}
+                     top_k: 2}, read_only: [Cyc]}
 parts:
   gpu-unisrec: {notebook: 04_unisrec}
   gpu-tiger: {notebook: 05_tiger}
@@ -172,7 +179,7 @@ def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeyp
         notebook, params = runner.part_parameters("rehearsal", part, str(data_dir), dirs)
         planned += runs.plan(notebook, params)
     backbone_of = lambda name, seed: (name, None)  # noqa: E731 (baselines only: no EncodeRec model to look up)
-    assert [runs.execute(r, backbone_of, cached_only=True)["result"] for r in planned] == [None] * 5  # pending
+    assert [runs.execute(r, backbone_of, policy=READ)["result"] for r in planned] == [None] * 5  # pending
     fit = ["fit", "--profile", "rehearsal", "--part", "gpu-unisrec", "--part", "gpu-tiger", "--device", "cpu",
            "--data-dir", str(data_dir)]
     assert cli.main([*fit, "--list"]) == 0
@@ -188,7 +195,7 @@ def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeyp
     assert len(listed) == 1 and "ID only (SASRec)" in listed[0]
 
     commits = iter([{"commit": f"{k:040x}", "dirty": False} for k in range(100)])  # HEAD moves during the fits
-    monkeypatch.setattr(runs.report, "git_commit", lambda: next(commits))
+    monkeypatch.setattr(runs.provenance, "git_commit", lambda: next(commits))
     assert cli.main([*fit, "--jobs", "2", "--threads", "1"]) == 0
     assert "fit gpu-unisrec, gpu-tiger: 5 runs in" in capsys.readouterr().out
     assert cli.main([*fit, "--list"]) == 0
@@ -201,12 +208,12 @@ def test_fit_command_fills_the_caches_that_the_notebooks_read(rehearsal, monkeyp
     started = {e["provenance"]["git"]["commit"] for e in entries}
     assert len(started) == 1 and started < {f"{k:040x}" for k in range(5)}  # the commit the fits started from
     for run in planned:
-        read = runs.execute(run, backbone_of, cached_only=True)  # what the notebook does for a gpu dataset
+        read = runs.execute(run, backbone_of, policy=READ)  # what the notebook does for a gpu dataset
         assert read["result"] is not None, run.name
         assert read["result"]["config"]["device"] == "cpu" and len(read["result"]["test_ranks"]) == 60
     again = runs.fit_all(planned, backbone_of, jobs=1, progress=False)  # a second fit is a read of the same entries
     assert [a["result"]["test_ranks"] for a in again] == [
-        runs.execute(r, backbone_of, cached_only=True)["result"]["test_ranks"] for r in planned]
+        runs.execute(r, backbone_of, policy=READ)["result"]["test_ranks"] for r in planned]
 
 
 def test_fit_errors(rehearsal):
@@ -229,21 +236,21 @@ def test_an_archived_run_is_read_on_a_machine_without_its_caches(rehearsal, monk
     notebook, params = runner.part_parameters("rehearsal", "gpu-unisrec", str(data_dir), dirs)
     run = runs.plan(notebook, params)[1]  # tfidf-svd: an input embedding, then a fit
     archive = tmp_path / "archive"
-    trained = runs.execute(run, backbone_of, archive=archive)
+    trained = runs.execute(run, backbone_of, policy=Policy(archive))
     [path] = archive.rglob("*.json.gz")
     assert path.parent == archive / "unisrec" / "Cyc" and path.name.startswith("tfidf-svd-inductive-seed0-")
 
     monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "empty cache"))  # another machine: nothing cached
-    read = runs.execute(run, backbone_of, cached_only=True, archive=archive)
+    read = runs.execute(run, backbone_of, policy=Policy(archive, read_only=True))
     assert read == trained and list(read) == list(trained)  # the same columns in the same order in a table
     assert runs.fit_all([run], backbone_of, archive=archive, progress=False) == [trained]
     assert not (tmp_path / "empty cache").exists()  # read without encoding or training anything
-    assert runs.execute(run, backbone_of, cached_only=True)["result"] is None
+    assert runs.execute(run, backbone_of, policy=READ)["result"] is None
 
     other = dataclasses.replace(run, settings={**run.settings, "epochs": 1})
-    assert runs.execute(other, backbone_of, cached_only=True, archive=archive)["result"] is None
+    assert runs.execute(other, backbone_of, policy=Policy(archive, read_only=True))["result"] is None
     monkeypatch.setattr(runs.usr, "RESULT_VERSION", 2)
-    assert runs.execute(run, backbone_of, cached_only=True, archive=archive)["result"] is None  # other results
+    assert runs.execute(run, backbone_of, policy=Policy(archive, read_only=True))["result"] is None  # other results
 
 
 def test_archive_file_names_are_readable_and_tell_encoderec_plus_from_encoderec(tmp_path):
@@ -262,7 +269,7 @@ def test_archive_lookups_are_logged_as_reads_so_a_run_archived_later_reruns_the_
     run = runs.plan(*runner.part_parameters("rehearsal", "gpu-unisrec", str(data_dir), dirs))[0]
     entry = runs.archive_path(tmp_path / "archive", run, backbone_of)
     log = tmp_path / "reads.json"
-    monkeypatch.setenv(report.READS_LOG, str(log))
+    monkeypatch.setenv(provenance.READS_LOG, str(log))
 
     assert runs.archived(run, backbone_of, tmp_path / "archive") is None  # pending: its absence is what was read
     reads = json.loads(log.read_text())
@@ -286,7 +293,7 @@ def test_a_damaged_archive_entry_is_named(rehearsal, tmp_path):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not gzip")
     with pytest.raises(EncoderecError, match=f"{path.name}: not a gzip-compressed JSON archive entry .* delete it"):
-        runs.execute(run, backbone_of, cached_only=True, archive=tmp_path)
+        runs.execute(run, backbone_of, policy=Policy(tmp_path, read_only=True))
 
 
 @pytest.mark.parametrize(("encoder", "portable"), [
@@ -308,30 +315,30 @@ def test_a_tokenization_and_a_map_are_archived_and_read_back_without_their_encod
     backbone_of = lambda name, seed: ("tfidf-svd", None)  # noqa: E731 (a backbone that needs no model)
     folder = tmp_path / "archive"
     args = ("Cyc", "TF-IDF", 0, "rkmeans", texts, fit_items, {"codebook_size": 4})
-    computed, model_seed = runs.tokenization(*args, backbone_of, archive=folder, progress=False)
-    coordinates = runs.item_map("Cyc", "TF-IDF", 0, texts, backbone_of, archive=folder)
+    computed, model_seed = runs.tokenization(*args, backbone_of, policy=Policy(folder), progress=False)
+    coordinates = runs.item_map("Cyc", "TF-IDF", 0, texts, backbone_of, policy=Policy(folder))
     assert sorted(p.relative_to(folder).parts[:2] for p in folder.rglob("*.json.gz")) == [
         ("semantic_ids", "Cyc"), ("umap", "Cyc")]
     assert model_seed is None and computed.codes.shape == (24, 3) and coordinates.shape == (24, 2)
 
     monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "empty cache"))  # another machine: nothing cached
     untrained = lambda name, seed: ("tfidf-svd", seed)  # noqa: E731 (the same encoder, a model seed to report)
-    read, model_seed = runs.tokenization(*args, untrained, archive=folder, progress=False)
+    read, model_seed = runs.tokenization(*args, untrained, policy=Policy(folder), progress=False)
     assert model_seed == 0 and (read.codes == computed.codes).all() and read.info == computed.info
-    assert (runs.item_map("Cyc", "TF-IDF", 0, texts, backbone_of, archive=folder) == coordinates).all()
+    assert (runs.item_map("Cyc", "TF-IDF", 0, texts, backbone_of, policy=Policy(folder)) == coordinates).all()
     assert not (tmp_path / "empty cache").exists()  # nothing encoded or fitted
-    pending = ("Cyc", "TF-IDF", 0, "rqvae", texts, fit_items, {"codebook_size": 4})  # never computed: archive_only
-    assert runs.tokenization(*pending, backbone_of, archive=folder, cached_only=True, progress=False) == (None, None)
+    pending = ("Cyc", "TF-IDF", 0, "rqvae", texts, fit_items, {"codebook_size": 4})  # never computed: read only
+    assert runs.tokenization(*pending, backbone_of, policy=Policy(folder, read_only=True), progress=False) == (None, None)
     unseen = lambda name, seed: (str(tmp_path / "cache" / "encoderec" / "M-0123" / "final"), 0)  # noqa: E731
-    assert runs.item_map("Cyc", "M", 0, texts, unseen, archive=folder, cached_only=True) is None
+    assert runs.item_map("Cyc", "M", 0, texts, unseen, policy=Policy(folder, read_only=True)) is None
     assert not (tmp_path / "empty cache").exists()
 
     archived = len(list(folder.rglob("*.json.gz")))
-    runs.tokenization("Cyc", "TF-IDF", 1, *args[3:], backbone_of, archive=folder, progress=False)  # another seed
-    runs.tokenization(*args[:-1], {"codebook_size": 5}, backbone_of, archive=folder, progress=False)
-    runs.tokenization(*args[:4], texts[:-1] + ["other"], *args[5:], backbone_of, archive=folder, progress=False)
+    runs.tokenization("Cyc", "TF-IDF", 1, *args[3:], backbone_of, policy=Policy(folder), progress=False)  # another seed
+    runs.tokenization(*args[:-1], {"codebook_size": 5}, backbone_of, policy=Policy(folder), progress=False)
+    runs.tokenization(*args[:4], texts[:-1] + ["other"], *args[5:], backbone_of, policy=Policy(folder), progress=False)
     monkeypatch.setattr(runs.semantic_ids, "RESULT_VERSION", 2)
-    runs.tokenization(*args, backbone_of, archive=folder, progress=False)
+    runs.tokenization(*args, backbone_of, policy=Policy(folder), progress=False)
     assert len(list(folder.rglob("*.json.gz"))) == archived + 4
     assert runs.tokenization(*args, backbone_of, progress=False)[0].codes.shape == (24, 3)  # no archive: computed
 
@@ -341,20 +348,20 @@ def test_table_1_ranks_are_archived_and_read_back_without_the_encoder(tiny_st_mo
                                    np.array([0, 1, 2]))
     monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "archive"
-    computed = runs.retrieval_ranks(task, str(tiny_st_model), 0, "tiny (seed 0)", archive=folder)
+    computed = runs.retrieval_ranks(task, str(tiny_st_model), 0, "tiny (seed 0)", policy=Policy(folder))
     [entry] = folder.rglob("*.json.gz")
     assert entry.parent == folder / "retrieval" / "D" and entry.name.startswith("tiny-seed-0-")
     assert computed.dtype == np.int64 and computed.shape == (3,)
 
     monkeypatch.setenv("ENCODEREC_CACHE", str(tmp_path / "empty cache"))  # another machine: nothing cached
-    assert (runs.retrieval_ranks(task, str(tiny_st_model), 0, "tiny (seed 0)", archive=folder) == computed).all()
+    assert (runs.retrieval_ranks(task, str(tiny_st_model), 0, "tiny (seed 0)", policy=Policy(folder)) == computed).all()
     assert not (tmp_path / "empty cache").exists()
     other = dataclasses.replace(task, documents=["w2 w1", "w4 w3", "w7 w5 w6"])  # another corpus: another unit
-    assert runs.retrieval_ranks(other, str(tiny_st_model), 0, "tiny (seed 0)", archive=folder, cached_only=True) is None
-    runs.retrieval_ranks(other, str(tiny_st_model), 0, "tiny (seed 0)", archive=folder)
+    assert runs.retrieval_ranks(other, str(tiny_st_model), 0, "tiny (seed 0)", policy=Policy(folder, read_only=True)) is None
+    runs.retrieval_ranks(other, str(tiny_st_model), 0, "tiny (seed 0)", policy=Policy(folder))
     assert len(list(folder.rglob("*.json.gz"))) == 2
     untrained = str(tmp_path / "cache" / "encoderec" / "M-0123" / "final")  # archived as a model, never trained here
-    assert runs.retrieval_ranks(task, untrained, 0, "M (seed 0)", archive=folder, cached_only=True) is None
+    assert runs.retrieval_ranks(task, untrained, 0, "M (seed 0)", policy=Policy(folder, read_only=True)) is None
 
 
 def test_a_listing_counts_a_model_this_machine_has_not_trained_as_pending(rehearsal, tmp_path):
@@ -362,7 +369,7 @@ def test_a_listing_counts_a_model_this_machine_has_not_trained_as_pending(rehear
     dirs, data_dir = rehearsal
     run = runs.plan(*runner.part_parameters("rehearsal", "gpu-unisrec", str(data_dir), dirs))[1]
     untrained = str(tmp_path / "cache" / "encoderec" / "EncodeRec-22M-0123456789ab" / "final")
-    read = runs.execute(run, lambda name, seed: (untrained, seed), cached_only=True)
+    read = runs.execute(run, lambda name, seed: (untrained, seed), policy=READ)
     assert read["result"] is None and read["model seed"] == 0
 
 
@@ -377,7 +384,8 @@ def test_fit_names_a_model_that_01_has_not_trained_before_training_anything(rehe
     assert len(listed) == 3 and all(line.endswith("pending (neither archived nor in the run cache)") for line in listed)
     assert cli.main(fit) == 2
     error = capsys.readouterr().err
-    assert "train EncodeRec-22M first with python -m encoderec report --profile rehearsal --only 01_encoderec" in error
+    assert "lists no run of EncodeRec-22M: train it first with python -m encoderec report --profile rehearsal --only " \
+           "01_encoderec" in error
     assert error.rstrip().endswith("; or train the other runs now with --backbone id --backbone tfidf-svd")
     assert not (dirs.output_root / "results" / "rehearsal" / "runs").exists() and not (data_dir.parent / "cache").exists()
 
@@ -390,7 +398,7 @@ def test_a_fit_worker_stops_when_its_parent_is_killed(tmp_path):
     script.write_text(
         "import multiprocessing, os, sys, time\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from encoderec.runs import stop_with_parent\n"
+        "from encoderec.pipeline.runs import stop_with_parent\n"
         "if __name__ == '__main__':\n"
         "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'), "
         "initializer=stop_with_parent)\n"

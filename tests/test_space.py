@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from encoderec import data, space
+from encoderec.data import dataset as data
+from encoderec.models import space
 
 
 def unit(rows):

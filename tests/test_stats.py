@@ -1,10 +1,11 @@
-"""Known-truth tests of the verdicts' statistics (`encoderec.stats`) and of the grading built on them
-(`encoderec.summary`): simulated per-user values where the answer is known."""
+"""Known-truth tests of the verdicts' statistics (`encoderec.report.stats`) and of the grading built on them
+(`encoderec.report.summary`): simulated per-user values where the answer is known."""
 
 import numpy as np
 import pytest
 
-from encoderec import stats, summary, tables
+from encoderec.pipeline import registry
+from encoderec.report import stats, summary, tables
 
 
 def simulate(rng, seeds=3, users=4000, effect=0.05, seed_sd=0.002, noise_sd=0.02, base_level=0.08,
@@ -173,7 +174,7 @@ def test_compare_pairs_only_the_seeds_both_sides_ran():
 def test_the_id_only_model_is_a_baseline_of_every_mode():
     values = {"NDCG@10": np.linspace(0.1, 0.2, 20)}
     per_user = {("D", "EncodeRec-22M", "inductive", 0): values, ("D", "all-MiniLM-L6-v2", "inductive", 0): values,
-                ("D", tables.ID_ONLY, "id", 0): values}
+                ("D", registry.ID_ONLY, "id", 0): values}
     pairs = tables.against_every_baseline(per_user, {"EncodeRec-22M": "all-MiniLM-L6-v2", "all-MiniLM-L6-v2": None})
-    rows = tables.compare(tables.in_every_variant(per_user, tables.ID_ONLY), pairs)
-    assert {(r["variant"], r["base"]) for r in rows} == {("inductive", "all-MiniLM-L6-v2"), ("inductive", tables.ID_ONLY)}
+    rows = tables.compare(tables.in_every_variant(per_user, registry.ID_ONLY), pairs)
+    assert {(r["variant"], r["base"]) for r in rows} == {("inductive", "all-MiniLM-L6-v2"), ("inductive", registry.ID_ONLY)}

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from encoderec import index, paper, paths, profiles, summary
-from encoderec.io import write_json
+from encoderec.core import paths
+from encoderec.core.io import write_json
+from encoderec.pipeline import profiles
+from encoderec.report import index, paper, summary
 
 UNISREC = summary.LAYOUTS["unisrec"]
 
@@ -88,7 +90,7 @@ def test_every_tiger_verdict_names_the_model_size_it_rests_on():
 def test_the_retrieval_test_names_its_document_kind():
     row = comparison(0.5, 0.6, 0.001, mode=None) | {"corpus": "all", "document": "category path"}
     claim = summary.claims({"retrieval": {"comparison": [row]}})[0]
-    assert "training objective" in claim.claim and "A: category path" in claim.claim
+    assert "training objective" in claim.claim and "Documents: A: category path." in claim.evidence
 
 
 def test_marked_table_gives_mean_and_std_and_marks_grades():
@@ -255,7 +257,7 @@ def test_beside_published_puts_our_beauty_rows_next_to_tiger_and_table_3():
     assert paper.beside_published(ours[ours.dataset == "Scientific"], "backbone").empty
 
 
-def test_sections_show_every_setting_published_tiger_and_pending_runs():
+def test_sections_show_every_setting_published_tiger_and_pending_runs(monkeypatch):
     results = {"unisrec": {"scaling": [scaling(0.1, 0.2, 0.01)], "pending": [
                    {"dataset": "Beauty", "model": "EncodeRec-110M", "mode": "inductive", "seed": 0}]},
                "tiger": {"published": [{"dataset": "Beauty", "model": "EncodeRec-22M", "ours Recall@10": 0.06}]}}
@@ -264,9 +266,15 @@ def test_sections_show_every_setting_published_tiger_and_pending_runs():
         "Scale", "A (inductive)", "EncodeRec-110M", "+100.0%", "[+95.0%, +105.0%]")
     titles = {s.title: s for s in summary.further_sections(results)}
     assert titles["TIGER on Beauty and Toys beside the published TIGER"].tables[0][0]["ours Recall@10"] == 0.06
-    assert titles["Pending runs"].tables[0] == [{"experiment": "unisrec", "dataset": "Beauty", "model": "EncodeRec-110M",
-                                                 "setting": "inductive", "seeds": "0"}]
-    assert summary.further_sections({"unisrec": {"pending": []}}) == []
+    # the order of the sections only, without the results tables
+    monkeypatch.setattr(summary, "LAYOUTS", {})
+    monkeypatch.setattr(summary, "settings_table", lambda results: [])
+    monkeypatch.setattr(summary, "provenance_table", lambda results: pd.DataFrame())
+    last = summary.sections(results, [])[-1]
+    assert last.title == "Appendix: pending runs"
+    assert last.tables[0] == [{"experiment": "unisrec", "dataset": "Beauty", "model": "EncodeRec-110M",
+                               "setting": "inductive", "seeds": "0"}]
+    assert summary.appendix({"unisrec": {"pending": []}}) == []
 
 
 def test_pending_units_are_grouped_with_their_seeds_whether_a_run_has_a_model_or_a_backbone():
@@ -364,3 +372,14 @@ def test_the_paper_claims_leave_encoderec_plus_out_and_it_gets_its_own_verdict()
     assert next(c for c in found if c.claim.startswith("EncodeRec eliminates")).verdict == "not testable here"
     plus = next(c for c in found if c.claim.startswith("Our extension, not a claim of the paper (its own"))
     assert plus.verdict == "not supported" and "EncodeRec+-22M" in plus.evidence
+
+
+def test_a_claims_basis_is_its_tally_and_its_best_measured_setting():
+    """The claim table's basis: the grades counted and the headline setting (most seeds, then most users) with its
+    change and interval; every setting stays in the evidence."""
+    rows = [comparison(0.5, 0.6, 0.001, dataset="A", mode=None, seeds=2) | {"users": 900},
+            comparison(0.5, 0.55, 0.001, dataset="B", mode=None, seeds=3) | {"users": 100}]
+    claim = summary.claims({"retrieval": {"comparison": rows}})[0]
+    assert claim.basis.startswith("2 settings: ")
+    assert "; headline B EncodeRec-22M vs all-MiniLM-L6-v2: +10.0%" in claim.basis and "3 seeds" in claim.basis
+    assert "A EncodeRec-22M vs all-MiniLM-L6-v2: +20.0%" in claim.evidence and "A EncodeRec" not in claim.basis

@@ -1,6 +1,7 @@
 import numpy as np
 
-from encoderec import metrics, tables
+from encoderec.models import metrics
+from encoderec.report import tables
 
 
 def result(ranks, gains=None, best=1):
@@ -39,7 +40,7 @@ def test_learning_curves_take_the_runs_of_one_seed():
 
 
 def test_departures_list_the_changed_settings_only():
-    from encoderec.tiger import TigerConfig
+    from encoderec.models.tiger import TigerConfig
 
     table = tables.departures(TigerConfig(layers=2, epochs=14, seed=3, precision="fp32"), TigerConfig())
     assert table.to_dict(orient="records") == [{"setting": "layers", "this run": 2, "reference": 4},

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from encoderec import metrics
-from encoderec.data import Example, leave_one_out
-from encoderec.errors import EncoderecError
-from encoderec.semantic_ids import with_dedup_code
-from encoderec.tiger import IDTrie, Tiger, TigerConfig
+from encoderec.core.errors import EncoderecError
+from encoderec.data.dataset import Example, leave_one_out
+from encoderec.models import metrics
+from encoderec.models.semantic_ids import with_dedup_code
+from encoderec.models.tiger import IDTrie, Tiger, TigerConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -143,7 +143,7 @@ def test_bad_inputs(cyclic):
 
 
 def test_fit_and_rank_is_cached(cyclic, tmp_path):
-    from encoderec.tiger import fit_and_rank
+    from encoderec.models.tiger import fit_and_rank
 
     split, ids = cyclic
     config = TigerConfig(**{**TINY, "epochs": 1})
@@ -155,7 +155,7 @@ def test_fit_and_rank_is_cached(cyclic, tmp_path):
 
 
 def test_a_new_result_version_is_a_new_run(cyclic, tmp_path, monkeypatch):
-    from encoderec import tiger
+    from encoderec.models import tiger
 
     split, ids = cyclic
     config = TigerConfig(**{**TINY, "epochs": 1})
@@ -166,11 +166,11 @@ def test_a_new_result_version_is_a_new_run(cyclic, tmp_path, monkeypatch):
 
 
 def test_the_cache_keys_on_the_resolved_precision(cyclic, tmp_path, monkeypatch):
-    from encoderec.tiger import fit_and_rank
+    from encoderec.models.tiger import fit_and_rank
 
     split, ids = cyclic
     monkeypatch.delenv("ENCODEREC_PRECISION", raising=False)
-    monkeypatch.setattr("encoderec.precision.native_bf16", lambda device: True)
+    monkeypatch.setattr("encoderec.core.precision.native_bf16", lambda device: True)
     auto = fit_and_rank(split, ids, TigerConfig(**{**TINY, "epochs": 1, "precision": "auto"}), tmp_path, False)
     assert auto["config"]["precision"] == "bf16"
     bf16 = fit_and_rank(split, ids, TigerConfig(**{**TINY, "epochs": 1, "precision": "bf16"}), tmp_path, False)

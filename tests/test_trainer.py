@@ -18,10 +18,14 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 
-from encoderec import cli, data, runs, trainer
-from encoderec.errors import EncoderecError
-from encoderec.io import read_json, sha256_text
-from encoderec.trainer import TrainConfig
+from encoderec import cli
+from encoderec.core.errors import EncoderecError
+from encoderec.core.io import read_json, sha256_text
+from encoderec.data import dataset as data
+from encoderec.models import trainer
+from encoderec.models.trainer import TrainConfig
+from encoderec.pipeline import runs
+from encoderec.pipeline.policy import READ, Policy
 from tests.conftest import WORDS, write_dataset
 
 N_ITEMS = 30  # at a held-out fraction of 0.2, 5 are held out: 25 pairs, 3 full batches of 8
@@ -368,21 +372,21 @@ def test_torchrun_with_two_processes_trains_one_model(tiny_st_model, data_dir, t
 
 def test_a_model_is_archived_and_read_back_where_it_was_never_trained(finished, data_dir, monkeypatch, tmp_path):
     """01_encoderec's unit (`runs.encoderec_model`): a trained model's record goes into the archive; a machine that
-    never trained it (`archive_only`) reads the record, in whatever precision the model was trained, and trains
+    never trained it (read only) reads the record, in whatever precision the model was trained, and trains
     nothing; without an archive, or for another recipe, the model is pending."""
     cfg, out, final = finished
     monkeypatch.setattr(trainer, "default_output_dir", lambda c: out if c == cfg else tmp_path / "untrained")
     folder = tmp_path / "archive"
-    path, info = runs.encoderec_model(cfg, data_dir, archive=folder)  # trained already: read back and archived
+    path, info = runs.encoderec_model(cfg, data_dir, policy=Policy(folder))  # trained already: read back and archived
     assert path == str(final) and info == read_json(final / trainer.RECORD_FILE)
     assert [p.parent for p in folder.rglob("*.json.gz")] == [folder / "encoderec" / cfg.name]
 
     calls = spy(monkeypatch, SentenceTransformerTrainer, "__init__")
     monkeypatch.setattr(trainer, "default_output_dir", lambda c: tmp_path / "another machine")
-    assert runs.encoderec_model(cfg, data_dir, archive=folder, cached_only=True) == (str(final), info)
+    assert runs.encoderec_model(cfg, data_dir, policy=Policy(folder, read_only=True)) == (str(final), info)
     other = "fp32" if cfg.precision == "bf16" else "bf16"
-    assert runs.encoderec_model(dataclasses.replace(cfg, precision=other), data_dir, archive=folder,
-                                cached_only=True) == (str(final), info)  # the same recipe in another precision
-    assert runs.encoderec_model(dataclasses.replace(cfg, seed=1), data_dir, archive=folder, cached_only=True) is None
-    assert runs.encoderec_model(cfg, data_dir, cached_only=True) is None
+    assert runs.encoderec_model(dataclasses.replace(cfg, precision=other), data_dir,
+                                Policy(folder, read_only=True)) == (str(final), info)  # the same recipe, other precision
+    assert runs.encoderec_model(dataclasses.replace(cfg, seed=1), data_dir, policy=Policy(folder, read_only=True)) is None
+    assert runs.encoderec_model(cfg, data_dir, READ) is None
     assert calls == []

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from encoderec import metrics
-from encoderec.data import Example, leave_one_out, length_batches, prefix_examples
-from encoderec.errors import EncoderecError
-from encoderec.unisrec import (
+from encoderec.core.errors import EncoderecError
+from encoderec.data.dataset import Example, leave_one_out, length_batches, prefix_examples
+from encoderec.models import metrics
+from encoderec.models.unisrec import (
     MoEAdaptor,
     SequentialRecommender,
     UniSRec,
@@ -148,7 +148,7 @@ def test_with_the_history_kept_every_item_is_ranked(cyclic):
 
 
 def test_fit_and_rank_gives_the_test_ranks_under_both_protocols(cyclic, tmp_path):
-    from encoderec.unisrec import fit_and_rank
+    from encoderec.models.unisrec import fit_and_rank
 
     split, text = cyclic
     ours = fit_and_rank(split, N_ITEMS, text, UniSRecConfig(**{**TINY, "epochs": 1}), tmp_path, progress=False)
@@ -210,7 +210,7 @@ def test_bad_inputs(cyclic):
 
 
 def test_fit_and_rank_is_cached_whatever_the_device_setting(cyclic, tmp_path):
-    from encoderec.unisrec import fit_and_rank
+    from encoderec.models.unisrec import fit_and_rank
 
     split, text = cyclic
     config = UniSRecConfig(**{**TINY, "epochs": 2})
@@ -224,7 +224,7 @@ def test_fit_and_rank_is_cached_whatever_the_device_setting(cyclic, tmp_path):
 
 
 def test_a_new_result_version_is_a_new_run(cyclic, tmp_path, monkeypatch):
-    from encoderec import unisrec
+    from encoderec.models import unisrec
 
     split, text = cyclic
     config = UniSRecConfig(**{**TINY, "epochs": 1})
@@ -235,7 +235,7 @@ def test_a_new_result_version_is_a_new_run(cyclic, tmp_path, monkeypatch):
 
 
 def test_early_stopping_keeps_the_best_evaluation_and_counts_patience_in_evaluations():
-    from encoderec.fitting import train_with_early_stopping
+    from encoderec.models.fitting import train_with_early_stopping
 
     model = torch.nn.Linear(1, 1)
     start = model.weight.item()

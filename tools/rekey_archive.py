@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from encoderec import archive, runs
-from encoderec.io import write_bytes
+from encoderec.core.io import write_bytes
+from encoderec.pipeline import archive, runs
 
 # io.code_version of each computing module at the last commit keyed by source
 SOURCE_HASHES = {"unisrec": "d756598c2ae570236ce143dd195e911257b40201d575d864074795dff176fcbd",
