@@ -178,9 +178,3 @@ def settings_key(config: Any, ignore: tuple[str, ...] = ("device",)) -> str:
     import dataclasses
 
     return sha256_text(repr(sorted((k, v) for k, v in dataclasses.asdict(config).items() if k not in ignore)))
-
-
-def adopt_legacy(path: Path, legacy: Path) -> None:
-    """Rename a cache entry written under its old key (`legacy`) to its key now (`path`), unless `path` exists."""
-    if legacy.is_file() and not path.exists():
-        os.replace(legacy, path)

@@ -37,9 +37,9 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from encoderec.data.dataset import MIN_SEQUENCE_LENGTH, Dataset, dataset_files, load_dataset, save_dataset
 from encoderec.core.errors import EncoderecError
 from encoderec.core.io import atomic_path
+from encoderec.data.dataset import MIN_SEQUENCE_LENGTH, Dataset, dataset_files, load_dataset, save_dataset
 
 BASE_URLS = {
     "2014": "https://snap.stanford.edu/data/amazon/productGraph/categoryFiles/",

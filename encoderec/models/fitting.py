@@ -39,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from encoderec.core import paths
-from encoderec.core.io import adopt_legacy, cached_json, read_json, settings_key, sha256_text
+from encoderec.core.io import cached_json, read_json, settings_key, sha256_text
 from encoderec.core.precision import default_device, resolve_precision
 from encoderec.data.dataset import Split
 from encoderec.models import metrics
@@ -124,11 +124,6 @@ def train_with_early_stopping(
     return history, best_epoch
 
 
-# The source hashes that keyed the caches before result versions; entries under them are adopted (renamed) once.
-LEGACY_CODE = {"unisrec": "d756598c2ae570236ce143dd195e911257b40201d575d864074795dff176fcbd",
-               "tiger": "c237d9ee7ce04fad7ee12745881c468a31335bf077df0f1772cdc5ea82c9e52d"}
-
-
 def fit_and_rank(recommender: Any, kind: str, version: int, split: Split, inputs: tuple, inputs_key: str,
                  cache_dir: str | os.PathLike | None = None, progress: bool = True,
                  read_only: bool = False,
@@ -143,11 +138,8 @@ def fit_and_rank(recommender: Any, kind: str, version: int, split: Split, inputs
     `read_only`, the cached result or None (nothing is trained)."""
     config = recommender.config
     resolved = dataclasses.replace(config, precision=precision_of(config))  # "auto" is not a setting to key on
-    rest = (settings_key(resolved), inputs_key, repr(split))
-    folder = Path(cache_dir or paths.cache_dir()) / kind
-    path = folder / f"{sha256_text(f'{kind} result version {version}', *rest)}.json"
-    if version == 1 and kind in LEGACY_CODE:
-        adopt_legacy(path, folder / f"{sha256_text(LEGACY_CODE[kind], *rest)}.json")
+    key = sha256_text(f"{kind} result version {version}", settings_key(resolved), inputs_key, repr(split))
+    path = Path(cache_dir or paths.cache_dir()) / kind / f"{key}.json"
 
     def compute() -> dict[str, Any]:
         start = time.perf_counter()

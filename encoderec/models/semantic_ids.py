@@ -29,7 +29,7 @@ from scipy.optimize import linear_sum_assignment
 
 from encoderec.core import paths
 from encoderec.core.errors import EncoderecError
-from encoderec.core.io import adopt_legacy, file_lock, read_json, sha256_array, sha256_text, write_json
+from encoderec.core.io import file_lock, read_json, sha256_array, sha256_text, write_json
 from encoderec.core.precision import default_device
 from encoderec.models.rqvae import RQVAE, ResidualKMeans, RQVAEConfig, check_embeddings
 
@@ -112,7 +112,6 @@ def collision_free_last_level(codes: Any, distances: Any) -> np.ndarray:
 # when a change moves its outputs (tests/test_golden.py fails until you do and re-record); a change that
 # moves nothing (a refactor, a docstring, a speed-up with the same numbers) keeps it, and the archive with it.
 RESULT_VERSION = 1
-LEGACY_CODE = "b816a53cb4989d8a3e1da1b4218c5a908b50bb4e2fb2fb64136f58d5681d437b"  # the source hash that keyed the cache before
 
 ID_VARIANTS = ("dedup", "unique", "shared")
 
@@ -213,13 +212,9 @@ def tokenize(
         raise EncoderecError(f"fit_items: expected item indices in [0, {len(x)}), got {len(fit_items)} of them")
     settings_key = {**dataclasses.asdict(config), "hidden_dims": list(config.hidden_dims),
                     "device": config.device or default_device()}  # as it reads back from JSON
-    rest = (kind, repr(sorted(settings_key.items())), sha256_array(x), sha256_array(fit_items))
-    key = sha256_text(f"semantic_ids result version {RESULT_VERSION}", *rest)
+    key = sha256_text(f"semantic_ids result version {RESULT_VERSION}", kind, repr(sorted(settings_key.items())),
+                      sha256_array(x), sha256_array(fit_items))
     folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
-    if RESULT_VERSION == 1:
-        legacy = sha256_text(LEGACY_CODE, *rest)
-        for suffix in (".json", ".unique.json"):
-            adopt_legacy(folder / "semantic_ids" / f"{key}{suffix}", folder / "semantic_ids" / f"{legacy}{suffix}")
     path, unique_path = folder / "semantic_ids" / f"{key}.json", folder / "semantic_ids" / f"{key}.unique.json"
     if path.exists():
         return _load_tokenized(path, unique_path)
