@@ -418,3 +418,18 @@ def test_a_fit_worker_stops_when_its_parent_is_killed(tmp_path):
     else:
         os.kill(worker, signal.SIGKILL)
         pytest.fail(f"worker {worker} still runs after its parent was killed")
+
+
+def test_every_committed_archive_entry_is_keyed_as_todays_code_keys_its_unit():
+    """The archive is read by identity: an entry whose result versions differ from those today's code puts in the
+    identity of its kind would silently turn its unit pending. Entries of older code (keyed by "code") stay unread."""
+    folder = paths.project_root() / "results" / "paper" / "runs"
+    checked = 0
+    for path in sorted(folder.glob("*/*/*.json.gz")):
+        identity = json.loads(gzip.decompress(path.read_bytes()))["identity"]
+        if identity["kind"] == "encoderec" or "code" in identity:
+            continue
+        encoded = identity.get("text", "no text key: an encoder") is not None
+        assert identity["versions"] == runs.versions(identity["kind"], encoded), path.relative_to(folder)
+        checked += 1
+    assert checked >= 200 or not folder.exists()

@@ -326,7 +326,7 @@ def tokenization(dataset: str, backbone: str, seed: int, kind: str, texts: list[
     fit_items = np.asarray(fit_items, dtype=np.int64)
     identity = {"kind": "semantic_ids", "dataset": dataset, "tokenizer": kind, "seed": seed, "rqvae": rqvae,
                 "text": store.text_identity(encoder, texts), "fit_items": sha256_text(repr(fit_items.tolist())),
-                "versions": versions("encoding", "semantic_ids")}
+                "versions": versions("semantic_ids")}
 
     def compute(read_only: bool) -> dict[str, Any] | None:
         x = embeddings_of(encoder, model_seed, texts, f"{dataset}:items", read_only, progress)
@@ -350,7 +350,7 @@ def item_map(dataset: str, backbone: str, seed: int, texts: list[str], backbone_
     when pending)."""
     encoder, model_seed = backbone_of(backbone, seed)
     identity = {"kind": "umap", "dataset": dataset, "seed": seed, "text": store.text_identity(encoder, texts),
-                "versions": versions("encoding", "space")}
+                "versions": versions("umap")}
 
     def compute(read_only: bool) -> list[list[float]] | None:
         x = embeddings_of(encoder, model_seed, texts, f"{dataset}:items", read_only, progress=False)
@@ -369,7 +369,7 @@ def retrieval_ranks(task: retrieval.RetrievalTask, encoder: str, model_seed: int
     identity = {"kind": "retrieval", "dataset": task.dataset, "encoder": store.portable_encoder(encoder),
                 "queries": sha256_text(*task.queries), "documents": sha256_text(*task.documents),
                 "targets": sha256_text(repr(np.asarray(task.targets).tolist())),
-                "versions": versions("encoding", "retrieval")}
+                "versions": versions("retrieval")}
 
     def compute(read_only: bool) -> list[int] | None:
         q = embeddings_of(encoder, model_seed, task.queries, f"{task.dataset}:titles", read_only)
@@ -566,20 +566,26 @@ def _timed_fit(run: Run, run_inputs: tuple, device: str | None, threads: int | N
 # --------------------------------------------------------------------------- the archive
 
 
-def versions(*computations: str) -> dict[str, int]:
-    """The result versions (each computing module's RESULT_VERSION) of what a unit computes, for its identity."""
+# What each kind of archived unit computes: the result versions in its identity (the encoding only where it has text)
+COMPUTES = {"retrieval": ("encoding", "retrieval"), "semantic_ids": ("encoding", "semantic_ids"),
+            "umap": ("encoding", "space"), "unisrec": ("encoding", "unisrec"),
+            "tiger": ("encoding", "semantic_ids", "tiger")}
+
+
+def versions(kind: str, encoded: bool = True) -> dict[str, int]:
+    """The result versions (each computing module's RESULT_VERSION) of what a unit of `kind` computes, for its
+    identity; without the encoding's for a unit with no text (the ID-only SASRec)."""
     modules = {"encoding": embeddings, "semantic_ids": semantic_ids, "retrieval": retrieval, "space": space,
                "unisrec": usr, "tiger": tg}
-    return {name: modules[name].RESULT_VERSION for name in computations}
+    return {name: modules[name].RESULT_VERSION for name in COMPUTES[kind] if encoded or name != "encoding"}
 
 
 def identity(run: Run, backbone_of: BackboneOf) -> dict[str, Any]:
     """What makes `run` the same run on any machine (see the module docstring)."""
     p = prepared(run)
     text = None if run.backbone is None else store.text_identity(backbone_of(run.backbone, run.seed)[0], p.texts)
-    computed = [*(["encoding"] if text else []), *(["semantic_ids"] if run.kind == "tiger" else []), run.kind]
     return ({k: v for k, v in dataclasses.asdict(run).items() if k != "data_dir"}
-            | {"text": text, "split": sha256_text(repr(p.split)), "versions": versions(*computed)})
+            | {"text": text, "split": sha256_text(repr(p.split)), "versions": versions(run.kind, encoded=bool(text))})
 
 
 def _entry(run: Run) -> tuple[str, str, str]:
