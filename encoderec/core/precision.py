@@ -18,9 +18,11 @@ weights updated inside one context would be used stale.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -61,6 +63,20 @@ def native_bf16(device: str = "cpu") -> bool:
 def autocast(device: str | torch.device, precision: str) -> torch.autocast:
     """bfloat16 autocast on `device` when `precision` (already resolved) is "bf16"; a no-op context for "fp32"."""
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """torch's deterministic kernels inside the block, the caller's setting restored after. With several CPU threads
+    some backward kernels (the accumulating index_put_ behind `codebook[idx]`) add in an order that depends on the
+    threads' timing, so two fits of one seed drift apart from the second epoch; the deterministic kernel gives what
+    one thread gives. Where an op has no deterministic kernel (some CUDA ops) torch warns instead of failing."""
+    before, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
 
 
 def check_device(device: str | None) -> None:

@@ -24,7 +24,9 @@ levels off after about 70 epochs; training longer lowers the reconstruction erro
 Before the first step each level's codebook is set to the k-means centroids (faiss, seeded) of that level's
 residuals under the freshly initialised encoder, so every code starts in use. After each epoch but the last,
 codes that no item chose in that epoch (dead codes) are moved onto random residuals of the epoch's last batch.
-On CPU a fit is deterministic for a seed: the same data and config give the same codes.
+On CPU a fit is deterministic for a seed, whatever the thread count: the same data and config give the same codes
+(torch's deterministic kernels are on during the fit: with two threads the accumulating backward of `codebook[idx]`
+otherwise made two fits drift apart in the 6th digit from the second epoch).
 
 `ResidualKMeans` is the same residual quantisation without a network: k-means on the embeddings, then on the
 residuals, level by level. Both expose `last_level_distances` for encoderec.models.semantic_ids.collision_free_last_level.
@@ -42,7 +44,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from encoderec.core.errors import Checked, EncoderecError, check_fields, is_int, is_number, is_positive_int
-from encoderec.core.precision import default_device
+from encoderec.core.precision import default_device, deterministic
 
 KMEANS_ITERATIONS = 25
 TRANSFORM_BATCH = 8192  # rows per forward pass when assigning codes; only memory depends on it
@@ -223,7 +225,7 @@ class RQVAE:
         x = torch.from_numpy(x).to(self.device)
         # a private RNG stream: the fit is reproducible and the caller's global torch state is left alone
         cuda = [self.device.index or torch.cuda.current_device()] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
+        with torch.random.fork_rng(devices=cuda), deterministic():
             torch.manual_seed(cfg.seed)
             self.model = RQVAEModel(cfg, x.shape[1]).to(self.device)
             generator = torch.Generator().manual_seed(cfg.seed)  # CPU: shuffling and resets, any device
