@@ -4,7 +4,7 @@ import torch
 
 from encoderec.core.errors import EncoderecError
 from encoderec.data.dataset import Example, leave_one_out, length_batches, prefix_examples
-from encoderec.models import metrics
+from encoderec.models import metrics, unisrec
 from encoderec.models.unisrec import (
     MoEAdaptor,
     SequentialRecommender,
@@ -252,3 +252,16 @@ def test_early_stopping_keeps_the_best_evaluation_and_counts_patience_in_evaluat
     assert evaluated == [1, 3, 5, 7] and len(history) == 8  # stopped after 2 evaluations without a better one
     assert best == 3 and model.weight.item() == pytest.approx(start + 4)  # the weights after epoch 3
     assert not model.training
+
+
+def test_a_fit_repeats_itself_with_several_threads(tmp_path):
+    """fp32 on 2,000 items and 4,000 users with two threads (tensors this size are split between them): two fits of
+    one seed give the same losses and ranks (fitting.fit_and_rank trains under torch's deterministic kernels)."""
+    from tests.test_golden import cycle
+
+    torch.set_num_threads(2)  # the one_thread fixture restores the count after the test
+    split, embeddings = cycle(2000, 4000), np.random.default_rng(0).normal(size=(2000, 384)).astype(np.float32)
+    config = UniSRecConfig(epochs=1, device="cpu", precision="fp32", batch_size=1024, max_len=8)
+    fits = [unisrec.fit_and_rank(split, 2000, embeddings, config, tmp_path / str(i), progress=False) for i in range(2)]
+    losses = [[h["loss"] for h in fit["history"]] for fit in fits]
+    assert losses[0] == losses[1] and fits[0]["test_ranks"] == fits[1]["test_ranks"]

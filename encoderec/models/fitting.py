@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from encoderec.core import paths
 from encoderec.core.io import cached_json, read_json, settings_key, sha256_text
-from encoderec.core.precision import default_device, resolve_precision
+from encoderec.core.precision import default_device, deterministic, resolve_precision
 from encoderec.data.dataset import Split
 from encoderec.models import metrics
 
@@ -143,7 +143,8 @@ def fit_and_rank(recommender: Any, kind: str, version: int, split: Split, inputs
 
     def compute() -> dict[str, Any]:
         start = time.perf_counter()
-        recommender.fit(split, *inputs, progress=progress)
+        with deterministic():  # the same fit whatever the thread count (core.precision.deterministic)
+            recommender.fit(split, *inputs, progress=progress)
         fitted = time.perf_counter()
         result = {"config": {**dataclasses.asdict(resolved), "device": device_of(config).type},
                   "best_epoch": recommender.best_epoch, "history": recommender.history,
