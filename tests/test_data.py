@@ -1,6 +1,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 
 from encoderec.core.errors import EncoderecError
@@ -193,3 +194,9 @@ def test_for_recommendation_slices_then_splits(tiny):
     assert len(ds.sequences) == 2 and len(split.test) == 2
     whole, _ = data.for_recommendation("Tiny", tiny)
     assert whole.sequences == data.load_dataset("Tiny", tiny).sequences
+
+
+def test_right_padded_left_aligns_each_row_and_fills_the_rest():
+    assert data.right_padded([[1, 2, 3], [4], []], -1).tolist() == [[1, 2, 3], [4, -1, -1], [-1, -1, -1]]
+    assert data.right_padded([np.array([7, 8])], 0).dtype == np.int64
+    assert data.right_padded([], 0).shape == (0, 0)

@@ -57,7 +57,14 @@ from encoderec.core.errors import (
 )
 from encoderec.core.io import sha256_array
 from encoderec.core.precision import PRECISIONS, autocast
-from encoderec.data.dataset import Example, Split, check_example_items, length_batches, prefix_examples
+from encoderec.data.dataset import (
+    Example,
+    Split,
+    check_example_items,
+    length_batches,
+    prefix_examples,
+    right_padded,
+)
 from encoderec.models import fitting, metrics
 from encoderec.models.fitting import (
     device_of,
@@ -189,9 +196,7 @@ class Tiger:
         """(input ids right-padded with 0, attention mask) for a batch of examples."""
         rows = [[self.user_token(e.user), *self.item_tokens[e.history[-self.config.max_history:]].reshape(-1), END]
                 for e in examples]
-        ids = torch.zeros((len(rows), max(map(len, rows))), dtype=torch.long)
-        for r, row in enumerate(rows):
-            ids[r, : len(row)] = torch.tensor(row)
+        ids = torch.from_numpy(right_padded(rows, PAD))
         return ids, (ids != PAD).long()
 
     def _input_lengths(self, examples: Sequence[Example]) -> np.ndarray:

@@ -71,7 +71,14 @@ from tqdm.auto import tqdm
 from encoderec.core.errors import Checked, EncoderecError, is_fraction, is_int, is_number, positive_ints
 from encoderec.core.io import sha256_array, sha256_text
 from encoderec.core.precision import PRECISIONS, autocast
-from encoderec.data.dataset import Example, Split, check_example_items, length_batches, prefix_examples
+from encoderec.data.dataset import (
+    Example,
+    Split,
+    check_example_items,
+    length_batches,
+    prefix_examples,
+    right_padded,
+)
 from encoderec.models import fitting
 from encoderec.models.fitting import (
     device_of,
@@ -211,10 +218,7 @@ def collate(examples: Sequence[Example], max_len: int) -> tuple[Tensor, Tensor, 
     lengths = torch.tensor([len(h) for h in histories])
     if lengths.min() < 1:
         raise EncoderecError("an example has an empty history; every example needs at least one earlier item")
-    padded = torch.full((len(histories), int(lengths.max())), -1, dtype=torch.long)
-    for row, h in enumerate(histories):
-        padded[row, : len(h)] = torch.tensor(h)
-    return padded, lengths, torch.tensor([e.target for e in examples])
+    return torch.from_numpy(right_padded(histories, -1)), lengths, torch.tensor([e.target for e in examples])
 
 
 # --------------------------------------------------------------------------- training and ranking
