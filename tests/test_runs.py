@@ -17,7 +17,7 @@ from encoderec.core import paths
 from encoderec.core.errors import EncoderecError
 from encoderec.data import dataset as data
 from encoderec.models import retrieval
-from encoderec.pipeline import archive, provenance, runs
+from encoderec.pipeline import archive, parameters, provenance, runs
 from encoderec.pipeline.policy import READ, Policy
 from encoderec.pipeline.profiles import load_profile
 from encoderec.report import runner
@@ -108,33 +108,41 @@ def test_plan_errors_name_the_notebook_and_parameter():
         runs.plan("05_tiger", {k: v for k, v in TIGER.items() if k != "dataset_tiger"})
 
 
+P5 = ("Beauty", "Toys")
+
+
 @pytest.mark.parametrize("notebook", ["04_unisrec", "05_tiger"])
-def test_paper_gpu_parts_train_exactly_what_the_notebook_leaves_to_the_gpu(notebook):
-    """The GPU set's parts cover the notebook's read-only datasets, and no CPU part plans a run there (it would only read)."""
+def test_paper_beauty_and_toys_parts_train_the_notebooks_runs(notebook):
+    """Every run a part plans on Beauty or Toys is one the notebook reads (the same settings, so the same archive
+    entry, whether a CPU part or the GPU set trains it), and the CPU parts leave out only the scale rows' third seed."""
+    key = lambda run: json.dumps(dataclasses.asdict(run), sort_keys=True)  # noqa: E731
     profile = load_profile("paper")
-    read_only_datasets = set(profile.notebooks[notebook]["read_only"])
-    covered = set()
+    params = parameters.validate(notebook, parameters.notebook_parameters(profile, notebook), "paper")
+    data_dir = str(paths.data_dir().resolve())  # as a part's parameters give it
+    whole = {key(r): r for r in runs.plan(notebook, {**dataclasses.asdict(params), "data_dir": data_dir})
+             if r.dataset in P5}
+    cpu = set()
     for part, spec in profile.parts.items():
-        if spec["notebook"] != notebook:
-            continue
-        planned = {r.dataset for r in runs.plan(notebook, runner.part_parameters("paper", part)[1])}
-        if part.startswith("gpu-"):
-            assert planned <= read_only_datasets, part
-            covered |= planned
-        else:
-            assert not planned & read_only_datasets, part
-    assert covered == read_only_datasets
+        if spec["notebook"] == notebook:
+            planned = {key(r) for r in runs.plan(notebook, runner.part_parameters("paper", part)[1])
+                       if r.dataset in P5}
+            assert planned <= set(whole), part
+            cpu |= planned if not part.startswith("gpu-") else set()
+    scale = {"all-mpnet-base-v2", "EncodeRec-110M", "EncodeRec+-22M"}
+    assert {k for k in whole if k not in cpu} == {k for k, r in whole.items() if r.backbone in scale and r.seed == 2}
 
 
 def test_paper_gpu_set_of_seed_0():
-    """UniSRec: ID-only SASRec and six text backbones; TIGER: five encoders, random and TF-IDF; on Beauty and Toys."""
+    """UniSRec: ID-only SASRec and six text backbones; TIGER: five encoders, random and TF-IDF; on Beauty and Toys,
+    with the CPU parts' settings."""
     unisrec = runs.plan("04_unisrec", runner.part_parameters("paper", "gpu-unisrec-seed0")[1])
     tiger = runs.plan("05_tiger", runner.part_parameters("paper", "gpu-tiger-seed0")[1])
     assert len(unisrec) == 2 * 7 and len(tiger) == 2 * 7
     assert {r.backbone for r in tiger} >= {"all-MiniLM-L6-v2", "EncodeRec-22M", "EncodeRec-110M", "EncodeRec+-22M",
                                           "random", "tfidf-svd"}
     assert {r.seed for r in unisrec + tiger} == {0}
-    assert {r.config().layers for r in tiger} == {4}  # TIGER's own size on the GPU
+    assert {r.config().layers for r in tiger} == {2}  # the size Scientific's runs use
+    assert {r.config().fast for r in unisrec} == {True}  # UniSRec's CPU shortcuts on Beauty and Toys
 
 
 # --------------------------------------------------------------------------- the GPU set rehearsed on the CPU

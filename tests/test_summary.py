@@ -264,8 +264,23 @@ def test_sections_show_every_setting_published_tiger_and_pending_runs(monkeypatc
     scale, = summary.settings_table(results)
     assert (scale["claim"], scale["setting"], scale["model"], scale["change"], scale["95 % interval"]) == (
         "Scale", "A (inductive)", "EncodeRec-110M", "+100.0%", "[+95.0%, +105.0%]")
+    protocol = lambda dataset, model, kept: {"dataset": dataset, "model": model, "mode": "id",  # noqa: E731
+                                            "protocol": "history kept" if kept else "history excluded",
+                                            "NDCG@10": "0.03 ± 0.001"}
+    results["unisrec"]["protocols"] = [protocol("Beauty", summary.ID_ONLY, True),
+                                       protocol("Beauty", summary.ID_ONLY, False),
+                                       protocol("Scientific", summary.ID_ONLY, True),
+                                       protocol("Beauty", "all-MiniLM-L6-v2", True)]
     titles = {s.title: s for s in summary.further_sections(results)}
-    assert titles["TIGER on Beauty and Toys beside the published TIGER"].tables[0][0]["ours Recall@10"] == 0.06
+    ours, sasrec, tiger, later = titles["Calibration: TIGER and SASRec on Beauty and Toys beside the published "
+                                        "ones"].tables
+    assert ours[0]["ours Recall@10"] == 0.06
+    assert sasrec == [{"dataset": "Beauty", "model": summary.ID_ONLY, "NDCG@10": "0.03 ± 0.001"}]  # only the
+    # ID-only SASRec on a P5 dataset under the reference protocol
+    assert [r["model"] for r in tiger] == ["Sentence-T5"] and "Beauty Recall@10" in tiger[0]
+    tuned = next(r for r in later if r["model"].startswith("SASRec tuned"))
+    assert tuned["Beauty NDCG@10"] == 0.0531
+    assert next(r for r in later if r["model"] == "RPG")["Beauty Recall@10"] is None  # not given: a blank cell
     # the order of the sections only, without the results tables
     monkeypatch.setattr(summary, "LAYOUTS", {})
     monkeypatch.setattr(summary, "settings_table", lambda results: [])

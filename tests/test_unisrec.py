@@ -1,13 +1,17 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from encoderec.core.errors import EncoderecError
+from encoderec.core.io import settings_key, sha256_text
 from encoderec.data.dataset import Example, leave_one_out, length_batches, prefix_examples
 from encoderec.models import metrics, unisrec
 from encoderec.models.unisrec import (
     MoEAdaptor,
     SequentialRecommender,
+    UniformDropout,
     UniSRec,
     UniSRecConfig,
     collate,
@@ -76,11 +80,12 @@ def test_user_vector_ignores_padding_and_future_items(cyclic):
     torch.testing.assert_close(model.users(*short, items), model.users(*longer, items))
 
 
+@pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("mode", ["inductive", "transductive", "id"])
-def test_each_mode_learns_the_cycle(cyclic, mode, precision):
+def test_each_mode_learns_the_cycle(cyclic, mode, precision, fast):
     split, text = cyclic
-    config = UniSRecConfig(**{**TINY, "mode": mode, "precision": precision})
+    config = UniSRecConfig(**{**TINY, "mode": mode, "precision": precision, "fast": fast})
     model = SequentialRecommender(config).fit(split, N_ITEMS, text, progress=False)
     ndcg = metrics.summarize(metrics.per_query(model.rank(split.test)[0]))["NDCG@10"]
     assert ndcg > 0.8  # random ranking of 30 items gives about 0.14
@@ -221,6 +226,41 @@ def test_fit_and_rank_is_cached_whatever_the_device_setting(cyclic, tmp_path):
     assert len(list((tmp_path / "unisrec").glob("*.json"))) == 1
     fit_and_rank(split, N_ITEMS, text * 2, config, cache_dir=tmp_path, progress=False)
     assert len(list((tmp_path / "unisrec").glob("*.json"))) == 2  # other embeddings, another run
+
+
+def test_uniform_dropout_is_dropout_with_another_random_stream():
+    x = torch.ones(200_000, dtype=torch.bfloat16, requires_grad=True)
+    for p in (0.2, 0.5):
+        torch.manual_seed(0)
+        y = UniformDropout(p)(x)
+        kept = y != 0
+        assert y.dtype == x.dtype and torch.equal(y[kept], torch.full_like(y[kept], 1 / (1 - p)))
+        assert abs(kept.float().mean().item() - (1 - p)) < 0.005  # Bernoulli(1 - p): 4 standard errors
+        y.sum().backward()
+        assert torch.equal(x.grad, y.detach())  # the gradient goes through the kept elements, scaled
+        x.grad = None
+    dropout = UniformDropout(0.5).eval()
+    assert dropout(x) is x
+
+
+def test_fast_replaces_every_dropout_but_the_attention_and_keeps_the_parameters():
+    text = torch.randn(N_ITEMS, 8)
+    torch.manual_seed(0)
+    plain = UniSRec(UniSRecConfig(**TINY), N_ITEMS, text)
+    torch.manual_seed(0)
+    fast = UniSRec(UniSRecConfig(**{**TINY, "fast": True}), N_ITEMS, text)
+    kinds = [type(m) for m in fast.modules() if isinstance(m, torch.nn.Dropout)]
+    assert kinds and set(kinds) == {UniformDropout}
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), fast.state_dict().values()))
+    assert all(not isinstance(m, UniformDropout) for m in plain.modules())
+
+
+def test_fast_is_keyed_only_when_set():
+    """A field added after runs were cached stays out of the key at its default: those runs keep their keys."""
+    config = UniSRecConfig(**{**TINY, "epochs": 1})
+    fields_before_fast = {k: v for k, v in vars(config).items() if k not in ("fast", "device")}
+    assert settings_key(config) == sha256_text(repr(sorted(fields_before_fast.items())))
+    assert settings_key(dataclasses.replace(config, fast=True)) != settings_key(config)
 
 
 def test_a_new_result_version_is_a_new_run(cyclic, tmp_path, monkeypatch):

@@ -172,9 +172,18 @@ def cached_json(path: str | os.PathLike, compute: Any, indent: int | None = None
     return result
 
 
+# The metadata of a config field added after results were keyed: at its default it stays out of every key, so the
+# results computed before it existed (which ran what its default runs) keep their keys
+KEYED_WHEN_SET = {"keyed": "when set"}
+
+
 def settings_key(config: Any, ignore: tuple[str, ...] = ("device",)) -> str:
     """A key for a config dataclass's settings; `ignore` lists those that change where a run happens, not what
-    it computes (so a run trained on a borrowed GPU is found again on a CPU, its device recorded in the result)."""
+    it computes (so a run trained on a borrowed GPU is found again on a CPU, its device recorded in the result),
+    and a field with KEYED_WHEN_SET metadata counts only when it differs from its default."""
     import dataclasses
 
-    return sha256_text(repr(sorted((k, v) for k, v in dataclasses.asdict(config).items() if k not in ignore)))
+    unset = {f.name for f in dataclasses.fields(config)
+             if f.metadata.get("keyed") == KEYED_WHEN_SET["keyed"] and getattr(config, f.name) == f.default}
+    return sha256_text(repr(sorted((k, v) for k, v in dataclasses.asdict(config).items()
+                                   if k not in ignore and k not in unset)))

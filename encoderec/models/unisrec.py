@@ -42,6 +42,12 @@ built from examples of similar length (shuffled within buckets) so a batch is pa
 not to max_len. The ID-only SASRec uses the same cosine / temperature scoring, so only the item representation
 differs between the three modes.
 
+`fast` (off by default; what every run before it computed): two CPU shortcuts that change no formula but the
+numbers. Dropout keeps an element where u >= p for u ~ U(0, 1) (`UniformDropout`: the same Bernoulli(1 - p)
+masks as torch's dropout, from another random stream, drawn about 4x faster on a CPU than its bernoulli_), in every
+dropout module but the attention's own; and the training logits cos(u, e_i) / temperature are a bf16 matrix
+product under bf16 autocast (the loss itself in fp32). Ranking is the same in both: fp32 scores.
+
 Ranking (the protocol, `exclude_history`): every item scores and rank = number of the items scoring above the
 target, among all items but the user's history items (True, the default: an item the user has already bought is no
 recommendation) or among all items (False: RecBole 1.0's full sort for sequential models, the UniSRec paper's
@@ -59,7 +65,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -69,7 +75,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from encoderec.core.errors import Checked, EncoderecError, is_fraction, is_int, is_number, positive_ints
-from encoderec.core.io import sha256_array, sha256_text
+from encoderec.core.io import KEYED_WHEN_SET, sha256_array, sha256_text
 from encoderec.core.precision import PRECISIONS, autocast
 from encoderec.data.dataset import (
     Example,
@@ -118,6 +124,7 @@ class UniSRecConfig(Checked):
     eval_batch_size: int = 1024
     exclude_history: bool = True  # the ranking protocol (module docstring); False: RecBole's, the UniSRec paper's
     text_norm: str = "none"  # what the adaptor sees of the text embeddings: one of TEXT_NORMS (module docstring)
+    fast: bool = field(default=False, metadata=KEYED_WHEN_SET)  # the CPU shortcuts of the module docstring
     seed: int = 0
     device: str | None = None  # None: CUDA when available
     precision: str = "auto"  # "bf16" autocast, "fp32", or "auto": bf16 where the device computes it natively
@@ -134,11 +141,22 @@ class UniSRecConfig(Checked):
         yield "adaptor_dropout", is_fraction(self.adaptor_dropout), "in [0, 1)"
         yield "exclude_history", isinstance(self.exclude_history, bool), "true or false"
         yield "text_norm", self.text_norm in TEXT_NORMS, f"one of {', '.join(TEXT_NORMS)}"
+        yield "fast", isinstance(self.fast, bool), "true or false"
         yield "seed", is_int(self.seed), "an integer"
         yield "precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"
 
 
 # --------------------------------------------------------------------------- the model
+
+
+class UniformDropout(nn.Dropout):
+    """Dropout whose mask is u >= p, u ~ U(0, 1): torch's Bernoulli(1 - p) mask from uniform draws, which a CPU
+    makes about 4x faster than torch's bernoulli_ (`fast` in the module docstring)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * torch.rand(x.shape, device=x.device).ge_(self.p).mul_(1 / (1 - self.p)).to(x.dtype)
 
 
 class MoEAdaptor(nn.Module):
@@ -183,6 +201,11 @@ class UniSRec(nn.Module):
         layer = nn.TransformerEncoderLayer(cfg.hidden_size, cfg.heads, cfg.inner_size, cfg.dropout,
                                            activation="gelu", layer_norm_eps=1e-12, batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        if cfg.fast:
+            for module in list(self.modules()):
+                for name, child in module.named_children():
+                    if type(child) is nn.Dropout:
+                        setattr(module, name, UniformDropout(child.p))
 
     def items(self) -> Tensor:
         """(n_items, hidden): every item's representation e_i."""
@@ -204,6 +227,8 @@ class UniSRec(nn.Module):
         """(batch, n_items) cos(u, e_i) / temperature."""
         items = self.items()
         users = self.users(histories, lengths, items)
+        if self.cfg.fast and self.training:  # the autocast's precision: a loss needs no exact order of scores
+            return (F.normalize(users, dim=-1) @ F.normalize(items, dim=-1).T / self.cfg.temperature).float()
         # float32 even under bf16 autocast: with bf16's 8-bit mantissa, nearby items' scores would tie in ranking
         with torch.autocast(users.device.type, enabled=False):
             return F.normalize(users.float(), dim=-1) @ F.normalize(items.float(), dim=-1).T / self.cfg.temperature

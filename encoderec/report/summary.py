@@ -680,13 +680,24 @@ def further_sections(results: dict[str, dict[str, Any]]) -> list[Section]:
             "test (unadjusted here; the claim's evidence adjusts it)."], [_variant_records(variants)]))
     published = results.get("tiger", {}).get("published") or []
     if published:
-        out.append(Section("TIGER on Beauty and Toys beside the published TIGER", [
-            "The Amazon 2014 P5 split that TIGER and the EncodeRec paper's Table 3 use: ours (mean over seeds), the "
-            "EncodeRec paper's row of the same model and TIGER's own (Sentence-T5). Item text here is title and "
-            "categories only; the training budget and model size are in 05_tiger's departures table."],
-            [published]))
+        out.append(Section("Calibration: TIGER and SASRec on Beauty and Toys beside the published ones", [
+            "The Amazon 2014 P5 split that TIGER and the EncodeRec paper's Table 3 use. Ours: TIGER (mean over seeds) at "
+            "the size and training budget of 05_tiger's departures table, item text title and categories only; our "
+            "ID-only SASRec (UniSRec's trainer without text) under the reference protocol (the history kept in the "
+            "ranking). Then the EncodeRec paper's row of the same model and TIGER's own (Sentence-T5), and later "
+            "results on the same split: a re-run of TIGER with GRID's code, two later generative models and a tuned "
+            "ID-only SASRec."], [published, id_only_reference(results.get("unisrec", {}), paper.P5_DATASETS),
+                                 _records(paper.wide("TIGER").reset_index()),
+                                 _records(paper.wide("P5 later").reset_index())]))
     out += unisrec_sections(results.get("unisrec", {}))
     return out
+
+
+def id_only_reference(unisrec: dict[str, Any], datasets: Sequence[str]) -> list[dict[str, Any]]:
+    """Our ID-only SASRec's rows of `datasets` under the reference protocol (history kept), mean ± std over seeds."""
+    return [{k: v for k, v in row.items() if k not in ("mode", "protocol")}
+            for row in unisrec.get("protocols") or []
+            if row["model"] == ID_ONLY and row["dataset"] in datasets and row["protocol"] == "history kept"]
 
 
 def appendix(results: dict[str, dict[str, Any]]) -> list[Section]:
@@ -696,7 +707,7 @@ def appendix(results: dict[str, dict[str, Any]]) -> list[Section]:
         return []
     return [Section("Appendix: pending runs", [
         "Runs, rankings and tokenizations that were neither archived (`results/<profile>/runs/`) nor in the caches "
-        "when this summary was written (the GPU set's and the parts not run yet: docs/profiles.md, docs/gpu.md); "
+        "when this summary was written (the parts not run yet: docs/profiles.md); "
         "the tables above leave them out. One row per experiment, dataset, model and setting, with the seeds it "
         "lacks."], [pending])]
 
