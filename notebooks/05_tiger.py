@@ -73,7 +73,7 @@ display(data_table)
 # their encoders, embeddings or semantic IDs.
 
 # %%
-plan = runs.plan("05_tiger", {**vars(p), "data_dir": data_dir})
+plan = runs.plan("05_tiger", {**vars(p), "data_dir": data_dir, "calibration": {}})  # calibration: further below
 records = [runs.execute(r, run.models.encoder, policy=run.policy) for r in plan]
 for r in records:
     print(runs.describe(r))
@@ -137,6 +137,25 @@ fig = px.line(curves.dropna(subset=["valid NDCG@10"]), x="epoch", y="valid NDCG@
 run.figure(fig, "tiger_valid_ndcg").show()
 
 # %% [markdown]
+# ## Calibration: TIGER at other sizes (beyond the paper)
+# The `calibration` parameter trains the same backbone, IDs and seed at other TigerConfig settings (the paper
+# profile: TIGER's own size, 4 + 4 layers, 6 heads of 64, d_ff 1024, dropout 0.1, for as many epochs as one part
+# allows) beside this notebook's size: how much of the distance to the published TIGER is model size and training
+# budget. Test Recall@10 / NDCG@10, then the validation NDCG@10 against the minutes trained.
+
+# %%
+calibration_plan = runs.calibration_plan(p.calibration, {**vars(p), "data_dir": data_dir})
+sized = [{"size": label} | runs.execute(r, run.models.encoder, policy=run.policy) for label, r in calibration_plan]
+sized_finished, sized_pending = tables.finished_and_pending(sized)
+calibration, calibration_curve = tables.calibration(finished, sized_finished)
+display(sized_pending)
+display(calibration.round(4) if len(calibration) else "no calibration run in this profile")
+if len(calibration_curve):
+    fig = px.line(calibration_curve, x="training minutes", y="valid NDCG@10", color="size", facet_col="dataset",
+                  markers=True, title="TIGER: validation NDCG@10 against training time, by size")
+    run.figure(fig, "tiger_calibration").show()
+
+# %% [markdown]
 # Published numbers. TIGER (Rajput et al.) and the EncodeRec paper use the Amazon **2014** P5 split of Beauty,
 # Sports and Toys, Sentence-T5 or MiniLM embeddings, and GPU training budgets of hundreds of thousands of steps. Our
 # Scientific (Amazon 2018) is not in them; our Beauty and Toys are that very split (below).
@@ -158,7 +177,8 @@ published = paper.beside_published(table[table["ids"] == "dedup"], "backbone")
 display(published.round(4))
 
 # %%
-records_of = {"departures": departures, "pending": pending, "published": published, "table3": table3,
+records_of = {"departures": departures, "pending": pd.concat([pending, sized_pending]), "published": published,
+              "table3": table3, "calibration": calibration, "calibration_curve": calibration_curve,
               "comparison": compared["base"], "baselines": compared["baselines"], "scaling": compared["scale"],
               "plus": compared["plus"], "variants": variants, "data": data_table,
               "paper": pd.concat([paper.table("TIGER"), paper.table("3")]), "curves": curves}

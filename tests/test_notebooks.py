@@ -117,6 +117,17 @@ def test_unisrec_reads_every_run_under_both_protocols_and_runs_the_ablation(smok
     assert all(float(r["Recall@10"]) > 1.5 * floor for r in ablation["table"])
 
 
+def test_tiger_calibration_puts_the_other_size_beside_the_notebooks_run_and_learns(smoke):
+    result = json.loads((smoke / "results" / "smoke" / "tiger.json").read_text())
+    sizes = {r["size"]: r for r in result["calibration"]}
+    assert set(sizes) == {"this notebook's", "4 + 4 layers"}
+    assert (sizes["this notebook's"]["layers"], sizes["4 + 4 layers"]["layers"]) == (2, 4)
+    assert sizes["4 + 4 layers"]["epochs run"] == 4  # every epoch evaluated: one curve point each
+    assert sum(r["size"] == "4 + 4 layers" for r in result["calibration_curve"]) == 4
+    floor = 10 / {row["dataset"]: row["items"] for row in result["data"]}["Beauty"]
+    assert all(r["Recall@10"] > floor for r in result["calibration"])
+
+
 def test_a_report_from_the_archive_reproduces_the_tables_without_a_model(smoke, tmp_path, monkeypatch):
     """`report --read-only` where none of the smoke report's caches are: every model, Table 1 ranking,
     tokenization and recommender run is read from the archive the smoke report wrote, no model is trained, and every

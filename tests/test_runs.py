@@ -101,6 +101,23 @@ def test_tiger_plan_adds_each_datasets_extra_backbones_and_settings():
     assert plan[0].rqvae == {"epochs": 2}
 
 
+def test_calibration_plan_runs_other_sizes_of_the_notebooks_runs():
+    calibration = {"datasets": ["A", "C"], "backbones": ["x"], "seeds": [0, 1],
+                   "settings": {"big": {"layers": 4, "d_ff": 64}, "same": {}}}
+    labelled = runs.calibration_plan(calibration, TIGER)
+    # only the notebook's datasets (A) and seeds (0); each setting over the dataset's settings, dedup IDs
+    assert [(label, r.dataset, r.seed, r.variant) for label, r in labelled] == [("big", "A", 0, "dedup"),
+                                                                                 ("same", "A", 0, "dedup")]
+    assert labelled[0][1].settings == {"epochs": 3, "layers": 4, "d_ff": 64} and labelled[0][1].rqvae == {"epochs": 2}
+    # the setting {} is the notebook's own run: the plan has it once, the other size after the Table 3 runs
+    plan = runs.plan("05_tiger", {**TIGER, "calibration": calibration})
+    assert plan[:-1] == runs.plan("05_tiger", TIGER) and plan[-1] == labelled[0][1]
+    with pytest.raises(EncoderecError, match="calibration: expected a mapping with keys .*unknown key 'size'"):
+        runs.calibration_plan({"size": {}}, TIGER)
+    with pytest.raises(EncoderecError, match="setting 'bad'"):
+        runs.calibration_plan({**calibration, "settings": {"bad": {"layer": 4}}}, TIGER)
+
+
 def test_plan_errors_name_the_notebook_and_parameter():
     with pytest.raises(EncoderecError, match="03_semantic_ids: has no recommender runs"):
         runs.plan("03_semantic_ids", {})
@@ -134,14 +151,15 @@ def test_paper_beauty_and_toys_parts_train_the_notebooks_runs(notebook):
 
 def test_paper_gpu_set_of_seed_0():
     """UniSRec: ID-only SASRec and six text backbones; TIGER: five encoders, random and TF-IDF; on Beauty and Toys,
-    with the CPU parts' settings."""
+    with the CPU parts' settings; and TIGER's calibration run."""
     unisrec = runs.plan("04_unisrec", runner.part_parameters("paper", "gpu-unisrec-seed0")[1])
     tiger = runs.plan("05_tiger", runner.part_parameters("paper", "gpu-tiger-seed0")[1])
-    assert len(unisrec) == 2 * 7 and len(tiger) == 2 * 7
+    assert len(unisrec) == 2 * 7 and len(tiger) == 2 * 7 + 1  # and the calibration run, at TIGER's own size
     assert {r.backbone for r in tiger} >= {"all-MiniLM-L6-v2", "EncodeRec-22M", "EncodeRec-110M", "EncodeRec+-22M",
                                           "random", "tfidf-svd"}
     assert {r.seed for r in unisrec + tiger} == {0}
-    assert {r.config().layers for r in tiger} == {2}  # the size Scientific's runs use
+    assert [r.config().layers for r in tiger].count(2) == 2 * 7  # the size Scientific's runs use
+    assert tiger[-1].config().layers == 4 and tiger[-1].dataset == "Beauty"
     assert {r.config().fast for r in unisrec} == {True}  # UniSRec's CPU shortcuts on Beauty and Toys
 
 

@@ -111,3 +111,20 @@ def test_ablation_compares_a_setting_with_the_reference_on_the_seeds_both_ran():
 def test_recommender_runs_of_no_run_are_empty_tables():
     table, summary, per_user = tables.recommender_runs([], ["dataset", "model", "seed"], ks=(10,))
     assert table.empty and list(summary.columns) == ["dataset", "model", "Recall@10", "NDCG@10"] and per_user == {}
+
+
+def test_calibration_puts_each_size_beside_the_notebooks_run_of_the_same_backbone_and_seed():
+    size = {"layers": 2, "d_ff": 512, "heads": 4, "d_kv": 32, "dropout": 0.0}
+    sized_result = result([0, metrics.MISSING]) | {"config": {"device": "cpu", "precision": "bf16", **size, "layers": 4}}
+    own = [{"dataset": "D", "backbone": b, "ids": ids, "seed": 0,
+            "result": result([1, 1]) | {"config": {"device": "cpu", **size}}}
+           for b, ids in (("x", "dedup"), ("x", "shared"), ("y", "dedup"))]
+    sized = [{"size": "big", "dataset": "D", "backbone": "x", "ids": "dedup", "seed": 0, "result": sized_result}]
+    table, curve = tables.calibration(own, sized)
+    assert table[["size", "backbone", "layers", "precision"]].values.tolist() == [
+        ["this notebook's", "x", 2, "fp32"], ["big", "x", 4, "bf16"]]  # not y's run, not the shared IDs
+    assert table["NDCG@10"].tolist() == [1 / np.log2(3), 0.5] and table["training minutes"].tolist() == [0.1, 0.1]
+    assert table["valid NDCG@10"].tolist() == [0.3, 0.3] and table["epochs run"].tolist() == [3, 3]
+    # one point per evaluated epoch, at the minutes trained by its end
+    assert curve[curve["size"] == "big"][["epoch", "training minutes"]].values.tolist() == [[0, 1 / 60], [1, 4 / 60]]
+    assert tables.calibration(own, [])[0].empty

@@ -128,6 +128,9 @@ class Tiger(Recommender):
         "layers": 2, "heads": 4, "d_kv": 32, "d_ff": 512, "dropout": 0.0, "epochs": 14, "eval_every": 2,
         "patience": 3, "valid_users": 500})
     dataset_tiger: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset -> fields over `tiger`
+    # {datasets, backbones, seeds, settings: {label: TigerConfig fields over the dataset's}}: other sizes beside
+    # this one (dedup IDs); {}: none
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -102,12 +102,13 @@ class Run:
 
 def plan(notebook: str, params: dict[str, Any], settings: list[str] | None = None) -> list[Run]:
     """The runs of `notebook` (04_unisrec or 05_tiger) with these parameters, in the order the notebook runs them
-    (04's `ablation` runs after its Table 2 runs, each run once). With `settings` (labels of 04's ablation
+    (04's `ablation` runs after its Table 2 runs and 05's `calibration` after its Table 3 runs, each run once). With `settings` (labels of 04's ablation
     settings), only the ablation's runs of those settings: how a session with little time picks what to train."""
     if notebook not in NOTEBOOKS:
         raise EncoderecError(f"{notebook}: has no recommender runs; use one of {', '.join(NOTEBOOKS)}")
     if notebook == "05_tiger" and not settings:
-        return list(tiger_plan(**_plan_arguments(notebook, params)))
+        return _unique([*tiger_plan(**_plan_arguments(notebook, params)),
+                        *(r for _, r in calibration_plan(params.get("calibration") or {}, params))])
     ablation = params.get("ablation") or {}
     if settings:
         known = list(ablation.get("settings") or {}) if notebook == "04_unisrec" else []
@@ -210,6 +211,34 @@ def tiger_plan(datasets: list[str], backbones: list[str], extra_backbones: dict[
                 extra = [v for v in more_variants.get(backbone, []) if v not in id_variants]
                 for variant in id_variants + extra:
                     yield Run("tiger", name, backbone, variant, seed, settings, rqvae, **data_slice)
+
+
+CALIBRATION_KEYS = ("datasets", "backbones", "seeds", "settings")
+
+
+def calibration_plan(calibration: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, Run]]:
+    """05_tiger's calibration: (setting label, run) for each of its datasets, seeds (those also in the notebook's),
+    backbones and named settings, with dedup IDs; a setting's TigerConfig fields go on top of the notebook's `tiger`
+    and the dataset's `dataset_tiger` (the paper profile: TIGER's own size beside the CPU size)."""
+    if not calibration:
+        return []
+    where = "05_tiger parameter calibration"
+    if not isinstance(calibration, dict) or (unknown := set(calibration) - set(CALIBRATION_KEYS)):
+        raise EncoderecError(f"{where}: expected a mapping with keys {', '.join(CALIBRATION_KEYS)}"
+                             + (f"; unknown key {sorted(unknown)[0]!r}" if isinstance(calibration, dict) else ""))
+    arguments = _plan_arguments("05_tiger", params)
+    data_slice = {k: arguments[k] for k in ("data_dir", "max_items", "max_users")}
+    out = []
+    for name in [d for d in calibration.get("datasets", []) if d in arguments["datasets"]]:
+        base = {**arguments["tiger"], **(arguments["dataset_tiger"] or {}).get(name, {})}
+        for label, changes in (calibration.get("settings") or {}).items():
+            settings = {**base, **(changes or {})}
+            tg.TigerConfig.from_dict(settings, f"{where}, setting {label!r}")
+            for seed in [k for k in calibration.get("seeds", [0]) if k in arguments["seeds"]]:
+                for backbone in calibration.get("backbones", []):
+                    out.append((label, Run("tiger", name, backbone, "dedup", seed, settings, arguments["rqvae"],
+                                           **data_slice)))
+    return out
 
 
 def _plan_arguments(notebook: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ EXPERIMENTS = ("retrieval", "collisions", "unisrec", "tiger")
 # a pending unit's model under the name each notebook gives it, and the keys of its setting (pending_table): named,
 # not "the rest", so that a run's labels ("model seed", TIGER's "distinct IDs", `runs.inputs`) never read as one
 _MODEL_KEYS = ("model", "backbone")
-_SETTING_KEYS = ("setting", "tokenizer", "mode", "ids")
+_SETTING_KEYS = ("setting", "tokenizer", "mode", "ids", "size")
 
 
 @dataclass(frozen=True)
@@ -680,15 +680,19 @@ def further_sections(results: dict[str, dict[str, Any]]) -> list[Section]:
             "test (unadjusted here; the claim's evidence adjusts it)."], [_variant_records(variants)]))
     published = results.get("tiger", {}).get("published") or []
     if published:
+        sized = results["tiger"].get("calibration") or []
         out.append(Section("Calibration: TIGER and SASRec on Beauty and Toys beside the published ones", [
             "The Amazon 2014 P5 split that TIGER and the EncodeRec paper's Table 3 use. Ours: TIGER (mean over seeds) at "
-            "the size and training budget of 05_tiger's departures table, item text title and categories only; our "
+            "the size and training budget of 05_tiger's departures table, item text title and categories only"
+            + ("; the same backbone and seed at other sizes (05_tiger's calibration: test metrics, best validation "
+               "NDCG@10, epochs and minutes trained)" if sized else "") + "; our "
             "ID-only SASRec (UniSRec's trainer without text) under the reference protocol (the history kept in the "
             "ranking). Then the EncodeRec paper's row of the same model and TIGER's own (Sentence-T5), and later "
             "results on the same split: a re-run of TIGER with GRID's code, two later generative models and a tuned "
-            "ID-only SASRec."], [published, id_only_reference(results.get("unisrec", {}), paper.P5_DATASETS),
-                                 _records(paper.wide("TIGER").reset_index()),
-                                 _records(paper.wide("P5 later").reset_index())]))
+            "ID-only SASRec."], [t for t in (published, sized, id_only_reference(results.get("unisrec", {}),
+                                                                                   paper.P5_DATASETS),
+                                              _records(paper.wide("TIGER").reset_index()),
+                                              _records(paper.wide("P5 later").reset_index())) if t]))
     out += unisrec_sections(results.get("unisrec", {}))
     return out
 

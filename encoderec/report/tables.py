@@ -204,6 +204,30 @@ def learning_curves(runs: list[dict[str, Any]], label: Callable[[dict], str], se
                          for run in runs if run["seed"] == seed for record in run["result"]["history"]])
 
 
+def calibration(runs: list[dict[str, Any]], sized: list[dict[str, Any]], size_fields: tuple[str, ...] = (
+        "layers", "d_ff", "heads", "d_kv", "dropout")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """TIGER at other sizes (`sized`: run records with a "size" label) beside the runs of the notebook's own size
+    with the same dataset, backbone, seed and dedup IDs (`runs`): one row per run with its size, test Recall@10 and
+    NDCG@10, best validation NDCG@10, epochs and minutes of training; and its learning curve, one row per evaluated
+    epoch with the validation NDCG@10 against the minutes trained so far."""
+    wanted = {(r["dataset"], r["backbone"], r["seed"]) for r in sized}
+    own = [{"size": "this notebook's"} | r for r in runs
+           if r["ids"] == "dedup" and (r["dataset"], r["backbone"], r["seed"]) in wanted]
+    rows, curve = [], []
+    for run in own + sized:
+        result, labels = run["result"], {k: run[k] for k in ("dataset", "backbone", "seed", "size")}
+        gains = np.array(result["test_gains"]) if "test_gains" in result else None
+        test = metrics.summarize(metrics.per_query(np.array(result["test_ranks"]), ks=(10,), gains=gains))
+        minutes = np.cumsum([h["seconds"] for h in result["history"]]) / 60
+        rows.append(labels | {f: result["config"][f] for f in size_fields} | test | {
+            "valid NDCG@10": max(h["valid NDCG@10"] for h in result["history"] if "valid NDCG@10" in h),
+            "best epoch": result["best_epoch"], "epochs run": len(result["history"]),
+            "training minutes": float(minutes[-1]), "precision": result["config"].get("precision", "fp32")})
+        curve += [labels | {"epoch": h["epoch"], "training minutes": float(m), "valid NDCG@10": h["valid NDCG@10"]}
+                  for h, m in zip(result["history"], minutes) if "valid NDCG@10" in h]
+    return pd.DataFrame(rows), pd.DataFrame(curve)
+
+
 def departures(config: Any, reference: Any,
                ignore: tuple[str, ...] = ("seed", "device", "precision")) -> pd.DataFrame:
     """The settings in which `config` departs from `reference` (a config dataclass of the reference settings):
