@@ -171,10 +171,7 @@ def ablation_plan(ablation: dict[str, Any], unisrec: dict[str, Any], dataset_uni
     the dataset's `dataset_unisrec`, so the setting {} is Table 2's run itself (one run, cached once)."""
     if not ablation:
         return []
-    where = "04_unisrec parameter ablation"
-    if not isinstance(ablation, dict) or (unknown := set(ablation) - set(ABLATION_KEYS)):
-        raise EncoderecError(f"{where}: expected a mapping with keys {', '.join(ABLATION_KEYS)}"
-                             + (f"; unknown key {sorted(unknown)[0]!r}" if isinstance(ablation, dict) else ""))
+    where = _check_keys(ablation, ABLATION_KEYS, "04_unisrec parameter ablation")
     settings = ablation.get("settings") or {}
     out = []
     for name in [d for d in ablation.get("datasets", []) if datasets is None or d in datasets]:
@@ -189,6 +186,14 @@ def ablation_plan(ablation: dict[str, Any], unisrec: dict[str, Any], dataset_uni
                     out.append((label, unisrec_run(name, backbone, mode, seed, {**base, **(changes or {})},
                                                    **data_slice)))
     return out
+
+
+def _check_keys(value: Any, keys: tuple[str, ...], where: str) -> str:
+    """`where`, once `value` is a mapping with only `keys`; else a one-line error naming the unknown key."""
+    if not isinstance(value, dict) or (unknown := set(value) - set(keys)):
+        raise EncoderecError(f"{where}: expected a mapping with keys {', '.join(keys)}"
+                             + (f"; unknown key {sorted(unknown)[0]!r}" if isinstance(value, dict) else ""))
+    return where
 
 
 def _ablation_arguments(params: dict[str, Any]) -> dict[str, Any]:
@@ -222,10 +227,7 @@ def calibration_plan(calibration: dict[str, Any], params: dict[str, Any]) -> lis
     and the dataset's `dataset_tiger` (the paper profile: TIGER's own size beside the CPU size)."""
     if not calibration:
         return []
-    where = "05_tiger parameter calibration"
-    if not isinstance(calibration, dict) or (unknown := set(calibration) - set(CALIBRATION_KEYS)):
-        raise EncoderecError(f"{where}: expected a mapping with keys {', '.join(CALIBRATION_KEYS)}"
-                             + (f"; unknown key {sorted(unknown)[0]!r}" if isinstance(calibration, dict) else ""))
+    where = _check_keys(calibration, CALIBRATION_KEYS, "05_tiger parameter calibration")
     arguments = _plan_arguments("05_tiger", params)
     data_slice = {k: arguments[k] for k in ("data_dir", "max_items", "max_users")}
     out = []
