@@ -147,6 +147,10 @@ def test_paper_beauty_and_toys_parts_train_the_notebooks_runs(notebook):
             cpu |= planned if not part.startswith("gpu-") else set()
     scale = {"all-mpnet-base-v2", "EncodeRec-110M", "EncodeRec+-22M"}
     assert {k for k in whole if k not in cpu} == {k for k, r in whole.items() if r.backbone in scale and r.seed == 2}
+    # the calibration run (TIGER's own size, 55 min) is a part of its own, in no other part
+    calibrated = [part for part, spec in profile.parts.items() if spec["notebook"] == notebook == "05_tiger" and any(
+        r.config().layers == 4 for r in runs.plan(notebook, runner.part_parameters("paper", part)[1]))]
+    assert calibrated == ([] if notebook == "04_unisrec" else ["calibration-tiger-Beauty", "gpu-tiger-seed0"])
 
 
 def test_paper_gpu_set_of_seed_0():
