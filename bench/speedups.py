@@ -9,7 +9,9 @@ Speed, in this process on the dataset's own training batches (fresh models of on
 - TIGER: one epoch of the CPU-size TIGER at batch 256 with lr 1e-3 (the reference) and at 1024 with lr 2e-3 (the
   learning rate scaled by sqrt(4)); training examples per second and their ratio (a candidate measured and not
   used: docs/speed.md).
-`--every k` times every k-th batch of the epoch only: a quicker, rougher estimate.
+`--every k` times every k-th batch of the epoch only: a quicker, rougher estimate. First, for each model, the share
+of real (not padding) positions in its batches as built (`length_batches`) and with every example sorted by length:
+what length-sorted batches could still save.
 
 Quality (`--quality`, reads the archive and trains nothing): the best validation NDCG@10 and the test NDCG@10 of
 each seed of the paper profile's `check-*` parts (the shortcut, all-MiniLM-L6-v2 on Scientific) beside the same runs
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -48,6 +51,12 @@ def epoch_seconds(batches: list, loss_of: callable, optimizer, every: int) -> tu
     return time.perf_counter() - start, sum(len(b) for b in timed)
 
 
+def real_share(batches: list[np.ndarray], lengths: np.ndarray, tokens_per_item: int) -> float:
+    """Real positions over padded ones (each batch padded to its longest; TIGER: 4 tokens an item plus 2)."""
+    size = lambda n: tokens_per_item * n + (2 if tokens_per_item > 1 else 0)  # noqa: E731
+    return sum(size(lengths[b]).sum() for b in batches) / sum(size(lengths[b].max()) * len(b) for b in batches)
+
+
 def speed(dataset_name: str, data_dir: str | None, every: int) -> None:
     dataset = data.load_dataset(dataset_name, data_dir)
     split = data.split(dataset)
@@ -56,6 +65,13 @@ def speed(dataset_name: str, data_dir: str | None, every: int) -> None:
     text /= np.linalg.norm(text, axis=1, keepdims=True)
     print(f"{dataset_name}: {len(dataset.items)} items, {len(data.prefix_examples(split.train))} training prefixes; "
           f"every {every} batch(es) of one epoch")
+    train = data.prefix_examples(split.train)
+    for name, batch_size, max_len, tokens in (("UniSRec", 2048, 50, 1), ("TIGER", 256, 20, 4)):
+        lengths = np.minimum([len(e.history) for e in train], max_len)
+        built = data.length_batches(lengths, batch_size, np.random.default_rng(0))
+        ordered = np.array_split(np.argsort(lengths, kind="stable"), -(-len(lengths) // batch_size))
+        print(f"  {name} batches of {batch_size}: real positions {real_share(built, lengths, tokens):.1%} as built, "
+              f"{real_share(ordered, lengths, tokens):.1%} with every example sorted by length")
     for name, (reference, shortcut) in SPEED.items():
         rates = []
         for settings in (reference, shortcut):
@@ -69,8 +85,6 @@ def speed(dataset_name: str, data_dir: str | None, every: int) -> None:
 
 
 def quality(profile: str) -> None:
-    from pathlib import Path
-
     from encoderec.pipeline import registry, runs
     from encoderec.pipeline.policy import Policy
     from encoderec.report import runner

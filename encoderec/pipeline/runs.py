@@ -102,8 +102,9 @@ class Run:
 
 def plan(notebook: str, params: dict[str, Any], settings: list[str] | None = None) -> list[Run]:
     """The runs of `notebook` (04_unisrec or 05_tiger) with these parameters, in the order the notebook runs them
-    (04's `ablation` runs after its Table 2 runs and 05's `calibration` after its Table 3 runs, each run once). With `settings` (labels of 04's ablation
-    settings), only the ablation's runs of those settings: how a session with little time picks what to train."""
+    (04's `ablation` runs after its Table 2 runs and 05's `calibration` after its Table 3 runs, each run once).
+    With `settings` (labels of 04's ablation settings), only the ablation's runs of those settings: how a session
+    with little time picks what to train."""
     if notebook not in NOTEBOOKS:
         raise EncoderecError(f"{notebook}: has no recommender runs; use one of {', '.join(NOTEBOOKS)}")
     if notebook == "05_tiger" and not settings:

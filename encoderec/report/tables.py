@@ -207,25 +207,23 @@ def learning_curves(runs: list[dict[str, Any]], label: Callable[[dict], str], se
 def calibration(runs: list[dict[str, Any]], sized: list[dict[str, Any]], size_fields: tuple[str, ...] = (
         "layers", "d_ff", "heads", "d_kv", "dropout")) -> tuple[pd.DataFrame, pd.DataFrame]:
     """TIGER at other sizes (`sized`: run records with a "size" label) beside the runs of the notebook's own size
-    with the same dataset, backbone, seed and dedup IDs (`runs`): one row per run with its size, test Recall@10 and
-    NDCG@10, best validation NDCG@10, epochs and minutes of training; and its learning curve, one row per evaluated
-    epoch with the validation NDCG@10 against the minutes trained so far."""
+    with the same dataset, backbone, seed and dedup IDs (`runs`): one row per run (`recommender_runs`' at @10) with
+    its size fields and minutes of training; and its learning curve, one row per evaluated epoch with the validation
+    NDCG@10 against the minutes trained so far."""
     wanted = {(r["dataset"], r["backbone"], r["seed"]) for r in sized}
-    own = [{"size": "this notebook's"} | r for r in runs
-           if r["ids"] == "dedup" and (r["dataset"], r["backbone"], r["seed"]) in wanted]
-    rows, curve = [], []
-    for run in own + sized:
-        result, labels = run["result"], {k: run[k] for k in ("dataset", "backbone", "seed", "size")}
-        gains = np.array(result["test_gains"]) if "test_gains" in result else None
-        test = metrics.summarize(metrics.per_query(np.array(result["test_ranks"]), ks=(10,), gains=gains))
-        minutes = np.cumsum([h["seconds"] for h in result["history"]]) / 60
-        rows.append(labels | {f: result["config"][f] for f in size_fields} | test | {
-            "valid NDCG@10": max(h["valid NDCG@10"] for h in result["history"] if "valid NDCG@10" in h),
-            "best epoch": result["best_epoch"], "epochs run": len(result["history"]),
-            "training minutes": float(minutes[-1]), "precision": result["config"].get("precision", "fp32")})
-        curve += [labels | {"epoch": h["epoch"], "training minutes": float(m), "valid NDCG@10": h["valid NDCG@10"]}
-                  for h, m in zip(result["history"], minutes) if "valid NDCG@10" in h]
-    return pd.DataFrame(rows), pd.DataFrame(curve)
+    both = [{"size": "this notebook's"} | r for r in runs
+            if r["ids"] == "dedup" and (r["dataset"], r["backbone"], r["seed"]) in wanted] + sized
+    if not both:
+        return pd.DataFrame(), pd.DataFrame()
+    minutes = [np.cumsum([h["seconds"] for h in run["result"]["history"]]) / 60 for run in both]
+    table = recommender_runs(both, ["dataset", "backbone", "seed", "size"], ks=(10,))[0].assign(
+        **{f: [run["result"]["config"][f] for run in both] for f in size_fields},
+        **{"training minutes": [float(m[-1]) for m in minutes]})
+    curve = [{k: run[k] for k in ("dataset", "backbone", "seed", "size")} | {
+        "epoch": h["epoch"], "training minutes": float(m), "valid NDCG@10": h["valid NDCG@10"]}
+        for run, run_minutes in zip(both, minutes) for h, m in zip(run["result"]["history"], run_minutes)
+        if "valid NDCG@10" in h]
+    return table, pd.DataFrame(curve)
 
 
 def departures(config: Any, reference: Any,
