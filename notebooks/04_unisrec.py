@@ -121,9 +121,8 @@ display(compared["plus"].round(4) if len(compared["plus"]) else "no EncodeRec+ i
 # %%
 ablation_plan = runs.ablation_plan(p.ablation, p.unisrec, p.dataset_unisrec, p.datasets, p.seeds, data_dir=data_dir,
                                    max_items=p.max_items, max_users=p.max_users)
-ablation_records = [{"setting": label} | runs.execute(r, run.models.encoder, policy=run.policy)
-                    for label, r in ablation_plan]
-ablation_finished, ablation_pending = tables.finished_and_pending(ablation_records)
+ablation_finished, ablation_pending = tables.finished_and_pending(
+    runs.execute_labelled(ablation_plan, "setting", run.models.encoder, run.policy))
 display(ablation_pending)
 reference_setting = next(iter(p.ablation.get("settings", {})), None)
 empty = pd.DataFrame()
@@ -163,6 +162,27 @@ protocol_table = (tables.seed_summary(protocols, ["dataset", "model", "mode", "p
                   if len(protocols) else protocols)
 display(protocol_table)
 display(paper.wide("UniSRec"))
+
+# %% [markdown]
+# ## A peer implementation: RecBole's SASRec
+# Our ID-only SASRec beside RecBole's (`recbole` parameter; `make recbole` installs the extra), both with the
+# reference protocol's settings: the same split (leave-one-out, written as RecBole's atomic files), the same
+# hyperparameters, early stopping on validation NDCG@10 with the history kept, and the test users ranked by our
+# metric code. What still differs (`recbole_sasrec` module docstring): RecBole scores by inner product where ours
+# uses cosine / temperature, its initialisation, its batches padded to `max_len`, fp32 training, and its own random
+# streams. RecBole's against ours: the relative change of NDCG@10 with its interval over seeds and users; the
+# seconds per epoch compare the two implementations' speed on the same machine (`bench/peer_sasrec.py` times one epoch
+# of each in one process).
+
+# %%
+recbole_plan = runs.recbole_plan(p.recbole, p.unisrec, p.dataset_unisrec, p.datasets, p.seeds, data_dir=data_dir,
+                                 max_items=p.max_items, max_users=p.max_users)
+recbole_finished, recbole_pending = tables.finished_and_pending(
+    runs.execute_labelled(recbole_plan, "implementation", run.models.encoder, run.policy))
+display(recbole_pending)
+recbole_table, recbole_gap = tables.peer_check(recbole_finished) if recbole_finished else (empty, empty)
+display(recbole_table if len(recbole_table) else "no RecBole runs in this profile")
+display(recbole_gap.round(4))
 
 # %% [markdown]
 # ## Ablation: why TF-IDF beat the sentence encoders
@@ -240,8 +260,10 @@ records_of = {"departures": departures, "pending": pending, "table2": table2, "c
               "baselines": compared["baselines"], "scaling": compared["scale"], "plus": compared["plus"],
               "data": data_table, "paper": paper.table("2"), "curves": curves, "protocols": protocol_table,
               "unisrec_paper": paper.table("UniSRec")}
+recbole_of = {"table": recbole_table, "gap": recbole_gap, "pending": recbole_pending}
 ablation_of = {"table": ablation_table, "gaps": ablation_gaps, "effects": ablation_effects, "shape": shape,
                "untrained gaps": untrained_gaps, "pending": ablation_pending}
 run.save("unisrec", table, **{name: frame.to_dict(orient="records") for name, frame in records_of.items()},
+         recbole={name: frame.to_dict(orient="records") for name, frame in recbole_of.items()},
          ablation={"reference": reference_setting, "settings": p.ablation.get("settings", {}),
                    **{name: frame.to_dict(orient="records") for name, frame in ablation_of.items()}})

@@ -145,8 +145,8 @@ run.figure(fig, "tiger_valid_ndcg").show()
 
 # %%
 calibration_plan = runs.calibration_plan(p.calibration, {**vars(p), "data_dir": data_dir})
-sized = [{"size": label} | runs.execute(r, run.models.encoder, policy=run.policy) for label, r in calibration_plan]
-sized_finished, sized_pending = tables.finished_and_pending(sized)
+sized_finished, sized_pending = tables.finished_and_pending(
+    runs.execute_labelled(calibration_plan, "size", run.models.encoder, run.policy))
 calibration, calibration_curve = tables.calibration(finished, sized_finished)
 display(sized_pending)
 display(calibration.round(4) if len(calibration) else "no calibration run in this profile")

@@ -117,6 +117,18 @@ def test_unisrec_reads_every_run_under_both_protocols_and_runs_the_ablation(smok
     assert all(float(r["Recall@10"]) > 1.5 * floor for r in ablation["table"])
 
 
+def test_recbole_sasrec_runs_beside_ours_and_learns(smoke):
+    """The smoke profile's peer check: our ID-only SASRec and RecBole's, trained on the same split, both learn, and
+    RecBole's is compared with ours."""
+    result = json.loads((smoke / "results" / "smoke" / "unisrec.json").read_text())
+    recbole = result["recbole"]
+    assert [(r["implementation"], r["precision"]) for r in recbole["table"]][1] == ("RecBole", "fp32")
+    assert [r["implementation"] for r in recbole["table"]] == ["ours", "RecBole"] and not recbole["pending"]
+    floor = 10 / {row["dataset"]: row["items"] for row in result["data"]}["Beauty"]
+    assert all(float(r["Recall@10"]) > 1.5 * floor for r in recbole["table"])
+    assert [(r["model"], r["base"], r["seeds"]) for r in recbole["gap"]] == [("RecBole", "ours", 1)]
+
+
 def test_tiger_calibration_puts_the_other_size_beside_the_notebooks_run_and_learns(smoke):
     result = json.loads((smoke / "results" / "smoke" / "tiger.json").read_text())
     sizes = {r["size"]: r for r in result["calibration"]}

@@ -398,3 +398,21 @@ def test_a_claims_basis_is_its_tally_and_its_best_measured_setting():
     assert claim.basis.startswith("2 settings: ")
     assert "; headline B EncodeRec-22M vs all-MiniLM-L6-v2: +10.0%" in claim.basis and "3 seeds" in claim.basis
     assert "A EncodeRec-22M vs all-MiniLM-L6-v2: +20.0%" in claim.evidence and "A EncodeRec" not in claim.basis
+
+
+def test_recbole_peer_check_has_a_section_and_its_pending_runs_an_appendix_row():
+    unisrec = {"recbole": {
+        "table": [{"dataset": "S", "implementation": "ours", "Recall@10": "0.1100 ± 0.0010"},
+                  {"dataset": "S", "implementation": "RecBole", "Recall@10": "0.1000 ± 0.0020"}],
+        "gap": [comparison(0.08, 0.07, 0.01, dataset="S", name="RecBole", against="ours")],
+        "pending": [{"implementation": "RecBole", "dataset": "B", "model": "SASRec (RecBole)", "mode": "recbole",
+                     "seed": 1, "model seed": None}]}}
+    section = next(s for s in summary.unisrec_sections(unisrec) if "RecBole's" in s.title)
+    table, gap = section.tables
+    assert [row["implementation"] for row in table] == ["ours", "RecBole"]
+    assert gap == [{"dataset": "S", "model": "RecBole", "base": "ours", "seeds": 3, "users": 5000,
+                    "base NDCG@10": 0.08, "model NDCG@10": 0.07, "change": "-12.5%",
+                    "95 % interval": gap[0]["95 % interval"], "p": gap[0]["p"]}]
+    assert summary.pending_table({"unisrec": unisrec}) == [
+        {"experiment": "unisrec recbole", "dataset": "B", "model": "SASRec (RecBole)", "setting": "recbole",
+         "seeds": "1"}]

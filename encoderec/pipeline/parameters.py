@@ -114,6 +114,9 @@ class UniSRec(Recommender):
     dataset_unisrec: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset -> fields over `unisrec`
     # {datasets, backbones, id_baseline, seeds, settings: {label: UniSRecConfig fields over `unisrec`}}; {}: none
     ablation: dict[str, Any] = field(default_factory=dict)
+    # {datasets, seeds, settings: UniSRecConfig fields over `unisrec`}: RecBole's SASRec beside our ID-only SASRec,
+    # both with these settings (`runs.recbole_plan`; needs `make recbole`); {}: none
+    recbole: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from encoderec.pipeline.profiles import load_profile
 ID_ONLY = "ID only (SASRec)"  # UniSRec's runs without text, as the tables name them
 ID_ONLY_ARGUMENT = "id"  # ... as `fit --backbone` names them
 ID_ONLY_FILE = "ID-only"  # ... in archive file names
+RECBOLE_SASREC = "SASRec (RecBole)"  # RecBole's SASRec, the peer of our ID-only one, as the tables name it
 TEXT_BASELINES = ("tfidf-svd", "random")  # embeddings without a language model (`embeddings.BASELINES`)
 # Each fine-tuned model and the smaller one it is compared with for the paper's claim that scale helps.
 LARGER_THAN = {"EncodeRec-110M": "EncodeRec-22M"}

@@ -15,6 +15,9 @@ neither archived nor cached comes back with result None, a *pending* run (the pa
 datasets this way, so a report on a machine without a GPU lists those runs as pending instead of training them for
 hours).
 
+04_unisrec's `recbole` parameter adds RecBole's SASRec beside our ID-only SASRec (`recbole_plan`): a UniSRec-kind run
+without text whose variant is RECBOLE, fitted by `models.recbole_sasrec` and archived and read like any other run.
+
 `backbone_of(name, seed) -> (what to encode with, the EncodeRec model's seed or None)` is `registry.Models.encoder`:
 for seed s, an EncodeRec backbone is the model 01_encoderec trained with seed s when there is one.
 
@@ -56,6 +59,7 @@ from encoderec.core.io import read_json, sha256_text
 from encoderec.core.precision import check_device
 from encoderec.data import dataset as data
 from encoderec.models import embeddings, retrieval, semantic_ids, space, trainer
+from encoderec.models import recbole_sasrec as peer
 from encoderec.models import tiger as tg
 from encoderec.models import unisrec as usr
 from encoderec.models.fitting import validation_scores
@@ -63,9 +67,10 @@ from encoderec.models.rqvae import RQVAEConfig
 from encoderec.pipeline import archive as store
 from encoderec.pipeline import provenance
 from encoderec.pipeline.policy import COMPUTE, Policy
-from encoderec.pipeline.registry import ID_ONLY, ID_ONLY_FILE
+from encoderec.pipeline.registry import ID_ONLY, ID_ONLY_FILE, RECBOLE_SASREC
 
 NOTEBOOKS = {"04_unisrec": "unisrec", "05_tiger": "tiger"}
+RECBOLE = "recbole"  # the variant of a UniSRec-kind run without text that RecBole's SASRec trains
 
 BackboneOf = Callable[[str, int], tuple[str, "int | None"]]
 
@@ -78,7 +83,7 @@ class Run:
     kind: str  # "unisrec" or "tiger"
     dataset: str
     backbone: str | None  # a name from the notebook's parameters; None: no text (the ID-only SASRec)
-    variant: str  # UniSRec's mode ("inductive", "transductive", "id"); TIGER's ID variant ("dedup", "unique", "shared")
+    variant: str  # UniSRec's mode ("inductive", "transductive", "id") or RECBOLE; TIGER's ID variant ("dedup", ...)
     seed: int
     settings: dict[str, Any] = field(default_factory=dict)
     rqvae: dict[str, Any] = field(default_factory=dict)
@@ -90,8 +95,10 @@ class Run:
     def name(self) -> str:
         return f"{self.kind} {self.dataset} {self.backbone or ID_ONLY} {self.variant} seed {self.seed}"
 
-    def config(self, device: str | None = None) -> usr.UniSRecConfig | tg.TigerConfig:
+    def config(self, device: str | None = None) -> usr.UniSRecConfig | tg.TigerConfig | peer.RecBoleSASRecConfig:
         fields = {**self.settings, "seed": self.seed, **({"device": device} if device else {})}
+        if self.variant == RECBOLE:
+            return peer.RecBoleSASRecConfig(**fields)
         if self.kind == "unisrec":
             return usr.UniSRecConfig(**{**fields, "mode": self.variant})
         return tg.TigerConfig(**fields)
@@ -118,7 +125,8 @@ def plan(notebook: str, params: dict[str, Any], settings: list[str] | None = Non
                                  f"{', '.join(map(repr, known)) or 'none (only 04_unisrec has an ablation)'}")
         return _unique([r for label, r in ablation_plan(ablation, **_ablation_arguments(params)) if label in settings])
     return _unique([*unisrec_plan(**_plan_arguments(notebook, params)),
-                    *(r for _, r in ablation_plan(ablation, **_ablation_arguments(params)))])
+                    *(r for _, r in ablation_plan(ablation, **_ablation_arguments(params))),
+                    *(r for _, r in recbole_plan(params.get("recbole") or {}, **_ablation_arguments(params)))])
 
 
 def _unique(runs: list[Run]) -> list[Run]:
@@ -186,6 +194,32 @@ def ablation_plan(ablation: dict[str, Any], unisrec: dict[str, Any], dataset_uni
                     mode = "id" if backbone is None else "inductive"
                     out.append((label, unisrec_run(name, backbone, mode, seed, {**base, **(changes or {})},
                                                    **data_slice)))
+    return out
+
+
+RECBOLE_KEYS = ("datasets", "seeds", "settings")
+
+
+def recbole_plan(recbole: dict[str, Any], unisrec: dict[str, Any], dataset_unisrec: dict[str, dict[str, Any]],
+                 datasets: list[str] | None = None, seeds: list[int] | None = None,
+                 **data_slice: Any) -> list[tuple[str, Run]]:
+    """04_unisrec's peer check (`recbole` parameter): ("ours", our ID-only SASRec) and ("RecBole", RecBole's SASRec)
+    for each of its datasets and seeds (those also the notebook's, when given), both with its `settings` on top of
+    the notebook's `unisrec` and the dataset's `dataset_unisrec`; RecBole's run keeps the fields its config has
+    (`recbole_sasrec.RecBoleSASRecConfig`) and drops ours alone (the temperature, `fast`, the text adaptor's)."""
+    if not recbole:
+        return []
+    where = _check_keys(recbole, RECBOLE_KEYS, "04_unisrec parameter recbole")
+    peer_fields = {f.name for f in dataclasses.fields(peer.RecBoleSASRecConfig)} - {"seed", "device"}
+    defaults = peer.RecBoleSASRecConfig()
+    out = []
+    for name in [d for d in recbole.get("datasets", []) if datasets is None or d in datasets]:
+        settings = {**unisrec, **(dataset_unisrec or {}).get(name, {}), **(recbole.get("settings") or {})}
+        kept = {k: v for k, v in settings.items() if k in peer_fields and getattr(defaults, k) != v}
+        peer.RecBoleSASRecConfig.from_dict(kept, where)
+        for seed in [k for k in recbole.get("seeds", [0]) if seeds is None or k in seeds]:
+            out += [("ours", unisrec_run(name, None, "id", seed, settings, **data_slice)),
+                    ("RecBole", Run("unisrec", name, None, RECBOLE, seed, kept, **data_slice))]
     return out
 
 
@@ -486,6 +520,9 @@ def _recipe(fields: dict[str, Any]) -> dict[str, Any]:
 def fit(run: Run, run_inputs: tuple, device: str | None = None, read_only: bool = False,
         progress: bool = True) -> dict[str, Any] | None:
     """The run's cached `fit_and_rank` result (None when `read_only` and it is not in the cache)."""
+    if run.variant == RECBOLE:
+        return peer.fit_and_rank(prepared(run).split, run_inputs[0], run.config(device), progress=progress,
+                                 read_only=read_only)
     model = usr if run.kind == "unisrec" else tg
     return model.fit_and_rank(prepared(run).split, *run_inputs, run.config(device), progress=progress,
                               read_only=read_only)
@@ -506,9 +543,17 @@ def execute(run: Run, backbone_of: BackboneOf, device: str | None = None, policy
     return policy.obtain(*_entry(run), identity(run, backbone_of), compute) or record(run, labels, None)
 
 
+def execute_labelled(plan: list[tuple[str, Run]], key: str, backbone_of: BackboneOf,
+                     policy: Policy = COMPUTE) -> list[dict[str, Any]]:
+    """`execute` every run of a plan of (label, run) pairs (`ablation_plan`, `recbole_plan`, `calibration_plan`),
+    each record with its label under `key`."""
+    return [{key: label} | execute(r, backbone_of, policy=policy) for label, r in plan]
+
+
 def record(run: Run, labels: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
     if run.kind == "unisrec":
-        head = {"dataset": run.dataset, "model": run.backbone or ID_ONLY, "mode": run.variant, "seed": run.seed}
+        model = RECBOLE_SASREC if run.variant == RECBOLE else run.backbone or ID_ONLY
+        head = {"dataset": run.dataset, "model": model, "mode": run.variant, "seed": run.seed}
     else:
         head = {"dataset": run.dataset, "backbone": run.backbone, "ids": run.variant, "seed": run.seed}
     return head | labels | {"result": result}
@@ -601,14 +646,14 @@ def _timed_fit(run: Run, run_inputs: tuple, device: str | None, threads: int | N
 # What each kind of archived unit computes: the result versions in its identity (the encoding only where it has text)
 COMPUTES = {"retrieval": ("encoding", "retrieval"), "semantic_ids": ("encoding", "semantic_ids"),
             "umap": ("encoding", "space"), "unisrec": ("encoding", "unisrec"),
-            "tiger": ("encoding", "semantic_ids", "tiger")}
+            "tiger": ("encoding", "semantic_ids", "tiger"), RECBOLE: ("recbole_sasrec",)}
 
 
 def versions(kind: str, encoded: bool = True) -> dict[str, int]:
     """The result versions (each computing module's RESULT_VERSION) of what a unit of `kind` computes, for its
     identity; without the encoding's for a unit with no text (the ID-only SASRec)."""
     modules = {"encoding": embeddings, "semantic_ids": semantic_ids, "retrieval": retrieval, "space": space,
-               "unisrec": usr, "tiger": tg}
+               "unisrec": usr, "tiger": tg, "recbole_sasrec": peer}
     return {name: modules[name].RESULT_VERSION for name in COMPUTES[kind] if encoded or name != "encoding"}
 
 
@@ -617,7 +662,8 @@ def identity(run: Run, backbone_of: BackboneOf) -> dict[str, Any]:
     p = prepared(run)
     text = None if run.backbone is None else store.text_identity(backbone_of(run.backbone, run.seed)[0], p.texts)
     return ({k: v for k, v in dataclasses.asdict(run).items() if k != "data_dir"}
-            | {"text": text, "split": sha256_text(repr(p.split)), "versions": versions(run.kind, encoded=bool(text))})
+            | {"text": text, "split": sha256_text(repr(p.split)),
+               "versions": versions(RECBOLE if run.variant == RECBOLE else run.kind, encoded=bool(text))})
 
 
 def _entry(run: Run) -> tuple[str, str, str]:

@@ -198,6 +198,21 @@ def against_dedup(per_user: dict[tuple, dict[str, np.ndarray]]) -> pd.DataFrame:
     return pd.DataFrame(rows).rename(columns={"variant": "backbone", "model": "ids", "base": "against"})
 
 
+def peer_check(runs: list[dict[str, Any]], ks: tuple[int, ...] = (10, 50)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Our ID-only SASRec beside RecBole's (04_unisrec's `recbole` parameter; records of `runs.execute` with their
+    "implementation": "ours" or "RecBole"): per dataset and implementation, Recall and NDCG at `ks`, the epochs run,
+    the best epoch and the seconds per training epoch (mean ± std over seeds); and per dataset RecBole's against
+    ours (`compare`: the relative change of NDCG@10 with its 95 % interval over seeds and users)."""
+    same = [{**r, "variant": "ID-only SASRec"} for r in runs]  # one variant, so `compare` pairs the two
+    keys = ["dataset", "implementation", "variant", "seed"]
+    table, _, per_user = recommender_runs(same, keys, ks)
+    columns = {f"{m}@{k}": f"{m}@{k}" for k in ks for m in ("Recall", "NDCG")} | {
+        "epochs run": "epochs run", "best epoch": "best epoch", "seconds per epoch": "seconds per epoch"}
+    digits = {"epochs run": 1, "best epoch": 1, "seconds per epoch": 1}
+    summary = seed_summary(table, ["dataset", "implementation", "precision"], columns, digits)
+    return summary, pd.DataFrame(compare(per_user, {"RecBole": "ours"}))
+
+
 def learning_curves(runs: list[dict[str, Any]], label: Callable[[dict], str], seed: int) -> pd.DataFrame:
     """One row per epoch of every run with `seed`: its dataset, `label(run)` and the epoch's history record."""
     return pd.DataFrame([{"dataset": run["dataset"], "run": label(run), **record}
