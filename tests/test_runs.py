@@ -460,6 +460,7 @@ def test_every_committed_archive_entry_is_keyed_as_todays_code_keys_its_unit():
         if identity["kind"] == "encoderec" or "code" in identity:
             continue
         encoded = identity.get("text", "no text key: an encoder") is not None
-        assert identity["versions"] == runs.versions(identity["kind"], encoded), path.relative_to(folder)
+        computed_by = runs.computed_by(identity["kind"], identity.get("variant"))
+        assert identity["versions"] == runs.versions(computed_by, encoded), path.relative_to(folder)
         checked += 1
     assert checked >= 200 or not folder.exists()

@@ -657,13 +657,18 @@ def versions(kind: str, encoded: bool = True) -> dict[str, int]:
     return {name: modules[name].RESULT_VERSION for name in COMPUTES[kind] if encoded or name != "encoding"}
 
 
+def computed_by(kind: str, variant: str | None) -> str:
+    """The COMPUTES entry of a recommender unit: its kind's, or RecBole's for a RECBOLE run."""
+    return RECBOLE if variant == RECBOLE else kind
+
+
 def identity(run: Run, backbone_of: BackboneOf) -> dict[str, Any]:
     """What makes `run` the same run on any machine (see the module docstring)."""
     p = prepared(run)
     text = None if run.backbone is None else store.text_identity(backbone_of(run.backbone, run.seed)[0], p.texts)
     return ({k: v for k, v in dataclasses.asdict(run).items() if k != "data_dir"}
             | {"text": text, "split": sha256_text(repr(p.split)),
-               "versions": versions(RECBOLE if run.variant == RECBOLE else run.kind, encoded=bool(text))})
+               "versions": versions(computed_by(run.kind, run.variant), encoded=bool(text))})
 
 
 def _entry(run: Run) -> tuple[str, str, str]:
