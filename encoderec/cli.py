@@ -80,7 +80,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
             record = runs.execute(run, backbone_of, args.device, Policy(archive, read_only=True))
             print(f"{part}: {runs.describe(record)}")
         return
-    _check_models(planned, backbone_of)
+    _check_models(planned, backbone_of, args.profile)
     # one pool for every part: a worker that finishes a part's last run starts the next part's first
     records = runs.fit_all([run for _, run in planned], backbone_of, args.jobs, args.device, args.threads,
                            archive=archive)
@@ -91,23 +91,35 @@ def _cmd_fit(args: argparse.Namespace) -> None:
           f"({args.jobs} at a time)")
 
 
-def _check_models(planned: list[tuple[str, Any]], backbone_of: Any) -> None:
-    """Fail before anything is trained when a run needs an EncodeRec model that 01_encoderec has not trained,
-    naming the backbones whose runs can train now."""
+def _check_models(planned: list[tuple[str, Any]], backbone_of: Any, profile: str) -> None:
+    """Fail before anything is trained when a run needs an EncodeRec model that 01_encoderec has not trained or
+    whose weights this machine's cache lacks (archived runs keep their results, not their weights), naming the
+    part that trains it and the backbones whose runs can train now."""
     backbones = _backbone_names(planned)
-    errors = {name: error for name in backbones if name != ID_ONLY_ARGUMENT and (error := _model_error(name, backbone_of))}
+    errors = {}
+    for _, run in planned:
+        if run.backbone is not None and run.backbone not in errors:
+            if error := _model_error(run.backbone, run.seed, backbone_of, profile):
+                errors[run.backbone] = error
     if errors:
         ready = [name for name in backbones if name not in errors]
         hint = f"; or train the other runs now with {' '.join(f'--backbone {b}' for b in ready)}" if ready else ""
         raise EncoderecError(f"{next(iter(errors.values()))}{hint}")
 
 
-def _model_error(name: str, backbone_of: Any) -> EncoderecError | None:
+def _model_error(name: str, seed: int, backbone_of: Any, profile: str) -> EncoderecError | None:
     try:
-        backbone_of(name, 0)
+        path, model_seed = backbone_of(name, seed)
     except EncoderecError as error:
         return error
-    return None
+    if model_seed is None or Path(path).is_dir():
+        return None
+    from encoderec.report import runner
+
+    parts = runner.parts_training(profile, name, model_seed)
+    how = f"--part {parts[0]}" if parts else "--only 01_encoderec"
+    return EncoderecError(f"{name} seed {model_seed}: its weights are not in this machine's cache ({path}); train "
+                          f"them first with python -m encoderec report --profile {profile} {how}")
 
 
 def _of_backbones(planned: list[tuple[str, Any]], names: list[str]) -> list[tuple[str, Any]]:

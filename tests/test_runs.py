@@ -184,6 +184,7 @@ parts:
   gpu-unisrec: {notebook: 04_unisrec}
   gpu-tiger: {notebook: 05_tiger}
   needs-a-model: {notebook: 04_unisrec, backbones: [tfidf-svd, EncodeRec-22M]}
+  train-22M: {notebook: 01_encoderec}
 """
 
 
@@ -418,6 +419,17 @@ def test_fit_names_a_model_that_01_has_not_trained_before_training_anything(rehe
            "01_encoderec" in error
     assert error.rstrip().endswith("; or train the other runs now with --backbone id --backbone tfidf-svd")
     assert not (dirs.output_root / "results" / "rehearsal" / "runs").exists() and not (data_dir.parent / "cache").exists()
+
+    # archived on another machine: 01_encoderec lists the run, this machine's cache lacks its weights
+    results = dirs.output_root / "results" / "rehearsal"
+    results.mkdir(parents=True)
+    missing = data_dir.parent / "cache" / "encoderec" / "EncodeRec-22M-0123456789ab" / "final"
+    (results / "encoderec_models.json").write_text(json.dumps({"rows": [
+        {"name": "EncodeRec-22M", "backbone": "all-MiniLM-L6-v2", "seed": 0, "path": str(missing)}]}))
+    assert cli.main(fit) == 2
+    assert capsys.readouterr().err.startswith(
+        f"encoderec: error: EncodeRec-22M seed 0: its weights are not in this machine's cache ({missing}); train them "
+        "first with python -m encoderec report --profile rehearsal --part train-22M; or train the other runs now with")
 
 
 def test_a_fit_worker_stops_when_its_parent_is_killed(tmp_path):

@@ -167,6 +167,20 @@ def part_parameters(profile_name: str, part: str, data_dir: str | None = None,
     return nb_name, {**own, "data_dir": str(paths.data_dir(data_dir).resolve()), "output_root": str(dirs.output_root)}
 
 
+def parts_training(profile_name: str, model: str, seed: int, dirs: ReportDirs | None = None) -> list[str]:
+    """The parts of a profile whose 01_encoderec trains the fine-tuned `model` with `seed`, fewest models first."""
+    dirs = dirs or ReportDirs.default()
+    profile = parameters.load(profile_name, dirs.params)
+    found = []
+    for part, spec in profile.parts.items():
+        if spec["notebook"] == "01_encoderec":
+            own = _own_parameters(profile, "01_encoderec", _part(profile, part)[1])
+            trained = [(m["name"], s) for m in own["models"] for s in m.get("seeds", own["seeds"])]
+            if (model, seed) in trained:
+                found.append((len(trained), part))
+    return [part for _, part in sorted(found)]
+
+
 def _own_parameters(profile: Profile, nb_name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every parameter of the notebook's schema: its defaults, then the profile's, then `overrides`."""
     values = {**parameters.notebook_parameters(profile, nb_name), **(overrides or {})}
