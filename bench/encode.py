@@ -6,8 +6,8 @@ Encodes the dataset's documents (TextView().documents) with all-MiniLM-L6-v2 in 
 (a) plain `SentenceTransformer.encode(texts, batch_size=64, normalize_embeddings=True)`, model already loaded;
 (b) our `encode()` in torch fp32 into a fresh temporary cache, which also loads the model, fingerprints it, dedupes
 and saves: (b)/(a) is the cost of caching alone; (c) the same again, answered from the cache; (d) torch under bf16
-autocast, the default where the CPU computes bf16 natively; (e) ONNX Runtime's fp32 graph, the default where torch
-would run fp32 (`encoderec.models.runtime`), and (f) its int8-quantised graph, each timed after the one-off export
+autocast, the default where the CPU computes bf16 natively; (e) ONNX Runtime's fp32 graph (`encoderec.models.runtime`)
+and (f) its int8-quantised graph, each timed after the one-off export
 (timed apart: "export"). Prints items/s, wall time and RSS after each stage, the ratios against (a), plain
 sentence-transformers in fp32, and each runtime's agreement with torch fp32: the smallest cosine of an embedding
 and Table 1's NDCG@10 (the held-out titles against the catalogue's documents, `retrieval.build_task`), which

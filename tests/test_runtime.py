@@ -58,11 +58,11 @@ def test_encode_chooses_the_runtime_caches_it_apart_and_records_it(tiny_st_model
     texts = TEXTS[:12] + TEXTS[:3]  # repeated texts are encoded once
     options = {"view": "documents", "cache_dir": tmp_path, "progress": False, "device": "cpu"}
     torch_fp32 = embeddings.encode(tiny_st_model, texts, precision="fp32", runtime="torch", **options)
-    onnx = embeddings.encode(tiny_st_model, texts, precision="fp32", **options)  # auto: fp32 on a CPU -> onnx
+    onnx = embeddings.encode(tiny_st_model, texts, precision="fp32", runtime="onnx", **options)
     np.testing.assert_allclose(onnx, torch_fp32, atol=1e-5)
     records = sorted(json.loads(p.read_text())["runtime"] for p in (tmp_path / "embeddings").glob("*.json"))
     assert records == ["onnx", "torch"]  # two entries: each runtime its own
-    assert embeddings.encode(tiny_st_model, texts, precision="bf16", **options) is not None  # bf16: torch
+    assert embeddings.encode(tiny_st_model, texts, precision="bf16", **options) is not None  # auto: torch
     assert sorted(json.loads(p.read_text())["runtime"] for p in (tmp_path / "embeddings").glob("*.json")) == [
         "onnx", "torch", "torch"]
     monkeypatch.setenv("ENCODEREC_RUNTIME", "onnx-int8")
@@ -74,10 +74,9 @@ def test_encode_chooses_the_runtime_caches_it_apart_and_records_it(tiny_st_model
         embeddings.encode(tiny_st_model, ["new"], **options)
 
 
-def test_auto_is_torch_without_onnxruntime_or_off_the_cpu(monkeypatch):
+def test_auto_is_torch_the_faster_where_measured(monkeypatch):
     monkeypatch.delenv("ENCODEREC_RUNTIME", raising=False)
-    assert runtime.resolve_runtime(None, "fp32", "cpu") == "onnx"
-    assert runtime.resolve_runtime(None, "bf16", "cpu") == "torch"
-    assert runtime.resolve_runtime(None, "fp32", "cuda:0") == "torch"
-    monkeypatch.setattr(runtime, "installed", lambda: False)
-    assert runtime.resolve_runtime(None, "fp32", "cpu") == "torch"
+    assert {runtime.resolve_runtime(None, p, d) for p in ("fp32", "bf16") for d in ("cpu", "cuda:0")} == {"torch"}
+    assert runtime.resolve_runtime("onnx", "bf16", "cpu") == "onnx"
+    monkeypatch.setenv("ENCODEREC_RUNTIME", "onnx-int8")
+    assert runtime.resolve_runtime(None, "fp32", "cpu") == "onnx-int8"

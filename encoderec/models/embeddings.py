@@ -23,9 +23,8 @@ way; bf16 entries are cached apart from fp32 ones (the key's last part).
 
 Runtime: `runtime="onnx"` encodes with ONNX Runtime instead of torch (`encoderec.models.runtime`: the model's graph
 exported once, fp32, equal to torch fp32 up to the summation order), `"onnx-int8"` with its int8-quantised graph;
-`"auto"` (default, also $ENCODEREC_RUNTIME) is ONNX Runtime's fp32 graph where torch would run fp32 on a CPU and
-onnxruntime is installed, torch elsewhere (bf16 autocast where native is faster; bench/encode.py --runtimes).
-An ONNX entry's key ends with its runtime, so it is cached apart from torch's.
+`"auto"` (default, also $ENCODEREC_RUNTIME) is torch, the faster where measured (bench/encode.py). An ONNX entry's
+key ends with its runtime, so it is cached apart from torch's.
 """
 
 from __future__ import annotations
