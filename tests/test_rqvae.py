@@ -52,10 +52,11 @@ def test_fit_is_deterministic_for_a_seed(fitted, mixture):
     assert not np.array_equal(other.transform(mixture), fitted.transform(mixture))
 
 
-def test_fit_is_deterministic_with_several_threads_and_gives_the_one_thread_fit():
+def test_fit_is_deterministic_with_several_threads():
     """TIGER's RQ-VAE on 6,000 items: two threads split the backward's accumulation (tensors this size are split,
-    SMALL's are not), yet the fit repeats itself exactly, gives what one thread gives, and leaves torch's
-    deterministic-algorithms setting as it found it."""
+    SMALL's are not), yet the fit repeats itself exactly, stays within float rounding of the one-thread fit (equal on
+    some CPUs; on a Xeon with AMX the matrix products split their sums by thread count: 1e-7 apart), and leaves
+    torch's deterministic-algorithms setting as it found it."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(6000, 384)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -63,9 +64,9 @@ def test_fit_is_deterministic_with_several_threads_and_gives_the_one_thread_fit(
     one = RQVAE(config).fit(x, progress=False)
     torch.set_num_threads(2)  # the one_thread fixture restores the count after the test
     fits = [RQVAE(config).fit(x, progress=False) for _ in range(2)]
-    assert [h["loss"] for h in fits[0].history] == [h["loss"] for h in fits[1].history] == \
-        [h["loss"] for h in one.history]
-    assert np.array_equal(fits[0].transform(x), one.transform(x))
+    assert [h["loss"] for h in fits[0].history] == [h["loss"] for h in fits[1].history]
+    assert np.array_equal(fits[0].transform(x), fits[1].transform(x))
+    np.testing.assert_allclose([h["loss"] for h in fits[0].history], [h["loss"] for h in one.history], rtol=1e-5)
     assert not torch.are_deterministic_algorithms_enabled()
 
 

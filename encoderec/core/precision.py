@@ -69,8 +69,10 @@ def autocast(device: str | torch.device, precision: str) -> torch.autocast:
 def deterministic() -> Iterator[None]:
     """torch's deterministic kernels inside the block, the caller's setting restored after. With several CPU threads
     some backward kernels (the accumulating index_put_ behind `codebook[idx]`) add in an order that depends on the
-    threads' timing, so two fits of one seed drift apart from the second epoch; the deterministic kernel gives what
-    one thread gives. Where an op has no deterministic kernel (some CUDA ops) torch warns instead of failing."""
+    threads' timing, so two fits of one seed drift apart from the second epoch; the deterministic kernel adds in a
+    fixed order, so a fit repeats itself on the same machine and thread count (not always bit for bit across thread
+    counts: on some CPUs the matrix products split their sums by thread). Where an op has no deterministic kernel
+    (some CUDA ops) torch warns instead of failing."""
     before, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
