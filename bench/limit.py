@@ -189,10 +189,11 @@ def recommenders(work: Work, profile: str, data_dir: str | None, results: Path) 
     models = registry.of_profile(profile, results, read_only=True)
     for notebook in ("04_unisrec", "05_tiger"):
         params = dataclasses.asdict(parameters.of(notebook, profile)) | {"data_dir": data_dir}
-        recorded = read_json(results / f"{'unisrec' if notebook == '04_unisrec' else 'tiger'}.json")["rows"] \
-            if (results / f"{'unisrec' if notebook == '04_unisrec' else 'tiger'}.json").is_file() else []
+        path = results / f"{'unisrec' if notebook == '04_unisrec' else 'tiger'}.json"
+        recorded = read_json(path)["rows"] if path.is_file() else []
         for run in runs.plan(notebook, params):
-            split, n_items = runs.prepared(run).split, len(runs.prepared(run).dataset.items)
+            prepared = runs.prepared(run)
+            split, n_items = prepared.split, len(prepared.dataset.items)
             cfg = run.config()
             epochs = _epochs_run(run, recorded) or cfg.epochs
             base = models.base_encoder(run.backbone) or run.backbone if run.backbone else None
@@ -276,11 +277,9 @@ def main(argv: list[str] | None = None) -> None:
 
     results = ROOT / "results" / args.profile
     work = Work()
-    for step in (encoderec_training, retrieval_and_space, semantic_ids, recommenders):
-        if step is encoderec_training:
-            step(work, args.profile, data_dir)
-        else:
-            step(work, args.profile, data_dir, results)
+    encoderec_training(work, args.profile, data_dir)
+    for step in (retrieval_and_space, semantic_ids, recommenders):
+        step(work, args.profile, data_dir, results)
     wall = walls(args.profile, args.walls)
     print(f"\n{'notebook':<16} {'TFLOP':>8} {'at the ceiling s':>17} {'wall s':>8} {'achieved':>9}  work by model")
     for notebook, families in sorted(work.flops.items()):
