@@ -3,8 +3,9 @@
     .venv/bin/python bench/limit.py [--profile default] [--walls 01_encoderec=420,...] [--seconds 1.0]
 
 1. **The ceiling**: the sustained (median) GFLOP/s of one matrix product at the shapes each model multiplies (one linear layer at
-   its training batch), in fp32 and in bf16, on the threads torch uses (2 cores: 2). bf16 is "emulated" where the
-   CPU has no native bf16 (no AVX512-BF16 or AMX): a floor, not a ceiling, and encoderec runs fp32 there anyway.
+   its training batch), in fp32 and in bf16, on the threads torch uses (2 cores: 2). bf16 only where the CPU computes
+   it natively (AVX512-BF16 or AMX): emulated, it would be a floor, not a ceiling, measuring it takes minutes, and
+   encoderec runs fp32 there anyway.
 2. **The work**: each notebook's matrix-product FLOPs (`encoderec.models.flops`, checked against torch's own count
    in tests/test_flops.py), from the profile's settings and the data: the texts each encoder encodes (distinct,
    truncated as the encoder truncates, each encoding counted once, as the embedding cache does), EncodeRec's
@@ -75,9 +76,10 @@ def gflops(m: int, k: int, n: int, dtype: torch.dtype, seconds: float) -> float:
     return 2 * m * k * n / float(np.median(times)) / 1e9
 
 
-def ceiling(seconds: float) -> dict[str, dict[str, float]]:
-    """{model: {"fp32": GFLOP/s, "bf16": GFLOP/s}} at each model's shape."""
-    return {model: {"fp32": gflops(*shape, torch.float32, seconds), "bf16": gflops(*shape, torch.bfloat16, seconds)}
+def ceiling(seconds: float, bf16: bool) -> dict[str, dict[str, float]]:
+    """{model: {"fp32": GFLOP/s, "bf16": GFLOP/s (with `bf16`, else NaN)}} at each model's shape."""
+    return {model: {"fp32": gflops(*shape, torch.float32, seconds),
+                    "bf16": gflops(*shape, torch.bfloat16, seconds) if bf16 else float("nan")}
             for model, shape in SHAPES.items()}
 
 
@@ -268,9 +270,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     data_dir = str(paths.data_dir(args.data_dir))
     native, used = precision.native_bf16("cpu"), precision.resolve_precision(None, "cpu")
-    print(f"{torch.get_num_threads()} threads, bf16 {'native' if native else 'emulated'}, runs in {used}", flush=True)
+    print(f"{torch.get_num_threads()} threads, bf16 {'native' if native else 'not native (not measured)'}, runs in "
+          f"{used}", flush=True)
 
-    peak = ceiling(args.seconds)
+    peak = ceiling(args.seconds, native)
     print(f"\n{'model':<20} {'m x k x n':<22} {'fp32 GFLOP/s':>13} {'bf16 GFLOP/s':>13}")
     for model, (m, k, n) in SHAPES.items():
         print(f"{model:<20} {f'{m} x {k} x {n}':<22} {peak[model]['fp32']:>13.1f} {peak[model]['bf16']:>13.1f}")

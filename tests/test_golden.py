@@ -68,7 +68,19 @@ def tokenization(model: Path, tmp_path: Path) -> dict[str, Any]:
 
 
 def item_map(model: Path, tmp_path: Path) -> dict[str, Any]:
-    return {"coordinates": space.umap_coordinates(clusters(60)).round(4).tolist()}
+    """The map's shape, not its coordinates: a seeded UMAP repeats itself on one machine (test_space), but on another
+    CPU its spectral start (the machine's LAPACK) differs in the last digits and its optimisation carries that into a
+    different picture (an AVX2 EPYC put points up to 16 units from where the recording machine did, no rotation or
+    reflection apart). What a setting moves and a machine does not: the share of each point's 9 nearest points on the
+    map that come from its own cluster (6 clusters of 10; 0.983 and 0.980 on the two machines, 0.957 with min_dist 0.5,
+    0.969 with 5 neighbours, 0.957 with 30), and the nearest point's distance over the median distance."""
+    coordinates = space.umap_coordinates(clusters(60))
+    distances = np.sqrt(((coordinates[:, None] - coordinates[None]) ** 2).sum(-1))
+    np.fill_diagonal(distances, np.inf)
+    nearest = np.argsort(distances, axis=1)[:, :9]
+    cluster = np.arange(60) % 6
+    return {"same-cluster neighbours": float(np.mean(cluster[nearest] == cluster[:, None])),
+            "nearest over median distance": float(np.median(distances.min(1)) / np.median(distances[np.isfinite(distances)]))}
 
 
 def recommender_result(result: dict[str, Any]) -> dict[str, Any]:
@@ -98,9 +110,13 @@ UNITS: dict[str, tuple[Any, Callable[[Path, Path], dict[str, Any]]]] = {
     "tiger": (tiger, tiger_fit)}
 
 
+# outputs that are statistics of a result which itself differs between CPUs (item_map): absolute tolerances
+SPREAD = {"same-cluster neighbours": 0.01, "nearest over median distance": 0.003}
+
+
 def differences(recorded: dict[str, Any], computed: dict[str, Any]) -> list[str]:
-    """What moved beyond fp32 noise between two outputs of a unit: float arrays (relative 1e-3), integer arrays
-    (at most 5 % of the entries), and their shapes."""
+    """What moved beyond fp32 noise between two outputs of a unit: float arrays (relative 1e-3, or SPREAD's absolute
+    tolerance), integer arrays (at most 5 % of the entries), and their shapes."""
     moved = []
     for name, expected in recorded.items():
         a, b = np.asarray(expected), np.asarray(computed.get(name))
@@ -109,7 +125,7 @@ def differences(recorded: dict[str, Any], computed: dict[str, Any]) -> list[str]
         elif np.issubdtype(a.dtype, np.integer):
             if (share := float(np.mean(a != b))) > 0.05:
                 moved.append(f"{name}: {share:.0%} of the entries differ")
-        elif not np.allclose(a, b, rtol=1e-3, atol=1e-4):
+        elif not np.allclose(a, b, rtol=0 if name in SPREAD else 1e-3, atol=SPREAD.get(name, 1e-4)):
             moved.append(f"{name}: up to {float(np.max(np.abs(a - b))):.3g} away")
     return moved
 

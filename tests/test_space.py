@@ -66,3 +66,11 @@ def test_last_item_ranks_score_by_the_cosine_to_the_last_item_without_the_histor
     # last item 0: items 4 and 1 score above 3 (0 and 2 are history); item 4 repeats its history: still ranked, first;
     # last item 3: items 2 (cosine 0.8), 1 (0.68) and 4 (0.64) score above 0 (0.6)
     assert ranks.tolist() == [2, 0, 3]
+
+
+def test_a_seeded_map_repeats_itself_on_this_machine():
+    """What `umap_coordinates` guarantees: a seed gives the same picture on the same machine (on another CPU the
+    picture differs, its shape does not: tests/test_golden.py)."""
+    x = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    first = space.umap_coordinates(x, seed=3)
+    assert first.shape == (40, 2) and np.array_equal(first, space.umap_coordinates(x, seed=3))
