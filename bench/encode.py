@@ -36,6 +36,9 @@ from encoderec.data.dataset import TextView, load_dataset  # noqa: E402
 from encoderec.models import embeddings, metrics, retrieval  # noqa: E402
 
 BF16 = precision.native_bf16("cpu")
+# label: (precision, runtime, the timed stage that encodes with it)
+RUNTIMES = {"torch fp32": ("fp32", "torch", "(b) torch fp32, cold"), "torch bf16": ("bf16", "torch", "(d) torch bf16, cold"),
+            "onnx": ("fp32", "onnx", "(e) onnx, cold"), "onnx-int8": ("fp32", "onnx-int8", "(f) onnx-int8, cold")}
 
 
 def rss_mib() -> tuple[float, float]:
@@ -99,40 +102,35 @@ def main(argv: list[str] | None = None) -> None:
             return lambda: embeddings.encode(args.backbone, what, view=view, batch_size=args.batch_size,
                                              device="cpu", cache_dir=cache, precision=precision, runtime=runtime)
 
-        out = {"torch fp32": timed("(b) torch fp32, cold", rows, n, ours("fp32", "torch"))}
+        out = {"torch fp32": timed(RUNTIMES["torch fp32"][2], rows, n, ours("fp32", "torch"))}
         cached = timed("(c) torch fp32, cached", rows, n, ours("fp32", "torch"))
-        if BF16:
-            out["torch bf16"] = timed("(d) torch bf16, cold", rows, n, ours("bf16", "torch"))
-        for stage, runtime in (("(e)", "onnx"), ("(f)", "onnx-int8")):
-            timed(f"{runtime}: export", rows, None, ours("fp32", runtime, ["export"], "export"))
-            out[runtime] = timed(f"{stage} {runtime}, cold", rows, n, ours("fp32", runtime))
-        quality = table1(args, cache)
+        for label in [label for label in RUNTIMES if label != "torch fp32" and (BF16 or label != "torch bf16")]:
+            precision_, runtime, stage = RUNTIMES[label]
+            if runtime != "torch":
+                timed(f"{runtime}: export", rows, None, ours(precision_, runtime, ["export"], "export"))
+            out[label] = timed(stage, rows, n, ours(precision_, runtime))
+        quality = table1(args, cache, list(out))
 
     print_table(rows, start_rss)
     seconds = {r["stage"]: r["seconds"] for r in rows}
     plain_s = seconds["(a) plain ST.encode"]
     print(f"\n{'runtime':<12} {'vs plain':>9} {'min cosine':>11} {'Table 1 NDCG@10':>16}")
-    stages = {"torch fp32": "(b) torch fp32, cold", "torch bf16": "(d) torch bf16, cold", "onnx": "(e) onnx, cold",
-              "onnx-int8": "(f) onnx-int8, cold"}
     for label, x in out.items():
-        stage = stages[label]
+        stage = RUNTIMES[label][2]
         print(f"{label:<12} {plain_s / seconds[stage]:>8.2f}x {(x * out['torch fp32']).sum(1).min():>11.5f} "
               f"{quality[label]:>16.4f}")
-    print(f"\nnative bf16 on this CPU: {precision.native_bf16('cpu')}; cold / cached wall time: "
-          f"{seconds['(b) torch fp32, cold'] / seconds['(c) torch fp32, cached']:.0f}x; max |torch fp32 - plain|: "
+    print(f"\nnative bf16 on this CPU: {BF16}; cold / cached wall time: "
+          f"{seconds[RUNTIMES['torch fp32'][2]] / seconds['(c) torch fp32, cached']:.0f}x; max |torch fp32 - plain|: "
           f"{np.abs(out['torch fp32'] - plain).max():.2e} (cached identical: {np.array_equal(out['torch fp32'], cached)})")
 
 
-def table1(args: argparse.Namespace, cache: str) -> dict[str, float]:
-    """Table 1's NDCG@10 on the dataset (held-out titles against every document) in each runtime; the documents'
-    embeddings come from the cache the timed stages filled."""
+def table1(args: argparse.Namespace, cache: str, labels: list[str]) -> dict[str, float]:
+    """Table 1's NDCG@10 on the dataset (held-out titles against every document) in each runtime of `labels`
+    (RUNTIMES' keys); the documents' embeddings come from the cache the timed stages filled."""
     task = retrieval.build_task(load_dataset(args.dataset, args.data_dir), 0.2)
     found = {}
-    runtimes = {"torch fp32": ("fp32", "torch"), "torch bf16": ("bf16", "torch"), "onnx": ("fp32", "onnx"),
-                "onnx-int8": ("fp32", "onnx-int8")}
-    for label, (precision_, runtime) in runtimes.items():
-        if label == "torch bf16" and not BF16:
-            continue
+    for label in labels:
+        precision_, runtime, _ = RUNTIMES[label]
         q, d = (embeddings.encode(args.backbone, texts, view=view, device="cpu", cache_dir=cache, progress=False,
                                   precision=precision_, runtime=runtime)
                 for texts, view in ((task.queries, "titles"), (task.documents, "table 1 documents")))

@@ -1,6 +1,6 @@
 """ONNX Runtime's int8 and fusion options for the encoder, against plain SentenceTransformer.encode in fp32.
 
-    .venv/bin/python bench/quantize.py [--limit 512] [--dataset Scientific]
+    .venv/bin/python bench/quantize.py [--limit 512] [--dataset Scientific] [--data-dir DIR]
 
 What would have to hold for an int8 graph to become a default (docs/speed.md: at least 2x plain sentence-transformers
 on a CPU without bf16, every embedding within cosine 0.99 of fp32): encodes the dataset's first `--limit` documents
@@ -18,10 +18,10 @@ import argparse
 import os
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: E402
 from onnxruntime.transformers import optimizer  # noqa: E402
@@ -32,7 +32,7 @@ from encoderec.models import embeddings  # noqa: E402
 from encoderec.models.runtime import OnnxEncoder  # noqa: E402
 
 
-def variants(fp32, heads: int, width: int) -> dict[str, object]:
+def variants(fp32: Path, heads: int, width: int) -> dict[str, Path]:
     """{label: path} of every graph to time, written next to the fp32 one."""
     found = {"onnx fp32": fp32}
     for label, options in {"int8 per tensor (onnx-int8)": {}, "int8 per channel": {"per_channel": True},
@@ -45,16 +45,18 @@ def variants(fp32, heads: int, width: int) -> dict[str, object]:
     found["onnx fused"] = fp32.with_name("fused.onnx")
     fused.save_model_to_file(str(found["onnx fused"]))
     found["fused, int8 per channel"] = fp32.with_name("fused-int8.onnx")
-    quantize_dynamic(found["onnx fused"], found["fused, int8 per channel"], weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(found["onnx fused"], found["fused, int8 per channel"], weight_type=QuantType.QInt8,
+                     per_channel=True)
     return found
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="Scientific")
+    parser.add_argument("--data-dir")
     parser.add_argument("--limit", type=int, default=512)
     args = parser.parse_args(argv)
-    texts = TextView().documents(load_dataset(args.dataset))[: args.limit]
+    texts = TextView().documents(load_dataset(args.dataset, args.data_dir))[: args.limit]
     model = SentenceTransformer(str(embeddings.resolve_backbone("all-MiniLM-L6-v2")), device="cpu")
     model.encode(texts[:64], batch_size=64)  # warm-up, untimed
     start = time.perf_counter()
@@ -66,10 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     config = model[0].auto_model.config
     print(f"\n{'graph':<32} {'vs plain':>9} {'min cosine':>11} {'mean cosine':>12}")
     for label, path in variants(encoder.path, config.num_attention_heads, config.hidden_size).items():
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        encoder.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        encoder.load(path)
         encoder.encode(texts[:64])  # warm-up, untimed
         start = time.perf_counter()
         cosine = (encoder.encode(texts) * plain).sum(1)

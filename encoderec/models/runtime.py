@@ -87,17 +87,22 @@ class OnnxEncoder:
                  cache_dir: str | os.PathLike | None = None, threads: int | None = None) -> None:
         if variant not in VARIANTS:
             raise EncoderecError(f"runtime {variant!r}: expected one of {', '.join(VARIANTS)}")
-        import onnxruntime as ort  # here: torch encodes where ONNX Runtime is not installed
-
-        self.model, self.variant = model, variant
+        self.model, self.variant, self.threads = model, variant, threads
         folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
         self.path = folder / "onnx" / fingerprint / f"{variant}.onnx"
         if not self.path.is_file():
             self._export()
+        self.load(self.path)
+
+    def load(self, graph: Path) -> None:
+        """Encode with the ONNX graph at `graph` from now on: the variant's own on construction, or another form of
+        the same graph (bench/quantize.py times quantised and fused ones)."""
+        import onnxruntime as ort  # here: torch encodes where ONNX Runtime is not installed
+
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = self.threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def _export(self) -> None:
